@@ -1,0 +1,23 @@
+"""XML namespaces of the published contract (spec/README.md)."""
+
+DIMONA = "urn:declarations:dimona:v1"
+DMFA = "urn:declarations:dmfa:v1"
+DRS = "urn:declarations:drs:v1"
+BATCH = "urn:declarations:batch:v1"
+RESULT = "urn:declarations:result:v1"
+INSTITUTION = "urn:declarations:institution:v1"
+DIRECTORY = "urn:declarations:directory:v1"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+
+# Root element (Clark notation) -> declaration kind as written in results.
+KIND_BY_ROOT = {
+    f"{{{DIMONA}}}Dimona": "DIMONA",
+    f"{{{DMFA}}}DmfA": "DMFA",
+    f"{{{DRS}}}SocialRisk": "DRS",
+}
+NS_BY_KIND = {"DIMONA": DIMONA, "DMFA": DMFA, "DRS": DRS}
+
+
+def qn(namespace: str, local: str) -> str:
+    """Clark notation: ``{namespace}local``."""
+    return f"{{{namespace}}}{local}"
