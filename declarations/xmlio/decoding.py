@@ -1,0 +1,170 @@
+"""Signed, XSD-valid XML -> the domain's declaration values.
+
+Runs only on what the signature covered and after the XSD check, so it can
+trust structure and lexical forms. Locations are built while walking (by
+position), which keeps a DmfA of thousands of workers linear.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from lxml import etree
+
+from declarations import ns
+from declarations.domain import model as m
+from declarations.domain.scenarios import BY_ELEMENT
+
+
+def _d(text: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(text) if text else None
+
+
+def _i(text: str | None) -> int | None:
+    return int(text) if text is not None and text != "" else None
+
+
+def _children(parent: etree._Element, namespace: str, name: str):
+    return parent.iterchildren(f"{{{namespace}}}{name}")
+
+
+class _Reader:
+    """findtext in one namespace, without repeating it everywhere."""
+
+    def __init__(self, namespace: str):
+        self.ns = namespace
+
+    def text(self, element: etree._Element, name: str) -> str | None:
+        child = element.find(f"{{{self.ns}}}{name}")
+        return None if child is None else (child.text or "")
+
+    def header(self, root: etree._Element) -> m.Header:
+        header = root.find(f"{{{self.ns}}}Header")
+        return m.Header(
+            message_id=self.text(header, "MessageId"),
+            sender_id=self.text(header, "SenderId"),
+            creation=dt.datetime.fromisoformat(self.text(header, "CreationDateTime").replace("Z", "+00:00")),
+            environment=self.text(header, "Environment"),
+        )
+
+    def employer(self, root: etree._Element) -> m.EmployerRef:
+        employer = root.find(f"{{{self.ns}}}Employer")
+        return m.EmployerRef(self.text(employer, "NOSSRegistrationNbr"), self.text(employer, "EnterpriseNbr"))
+
+
+def read_header(root: etree._Element) -> m.Header | None:
+    """The Header, if it can be read (even when the rest is not XSD-valid)."""
+    namespace = etree.QName(root).namespace
+    if root.tag not in ns.KIND_BY_ROOT:
+        return None
+    reader = _Reader(namespace)
+    try:
+        return reader.header(root)
+    except (AttributeError, TypeError, ValueError):
+        # Partial header: keep what is there, for the result's echo fields.
+        header = root.find(f"{{{namespace}}}Header")
+        if header is None:
+            return None
+        return m.Header(
+            message_id=reader.text(header, "MessageId"),
+            sender_id=reader.text(header, "SenderId"),
+            creation=None,
+            environment=reader.text(header, "Environment"),
+        )
+
+
+def decode(root: etree._Element) -> m.Declaration:
+    kind = ns.KIND_BY_ROOT[root.tag]
+    return _DECODERS[kind](root)
+
+
+def _dimona(root: etree._Element) -> m.Dimona:
+    r = _Reader(ns.DIMONA)
+    action_element = next(c for c in root.iterchildren() if etree.QName(c).localname.startswith("Dimona"))
+    name = etree.QName(action_element).localname
+    t = lambda field: r.text(action_element, field)  # noqa: E731
+    if name == "DimonaIn":
+        action: m.DimonaAction = m.DimonaIn(
+            inss=t("INSS"), starting_date=_d(t("StartingDate")), ending_date=_d(t("EndingDate")),
+            joint_commission=t("JointCommissionNbr"), worker_type=t("WorkerType"),
+            planned_hours=_i(t("PlannedHoursNbr")))
+    elif name == "DimonaOut":
+        action = m.DimonaOut(period_id=int(t("PeriodId")), ending_date=_d(t("EndingDate")))
+    elif name == "DimonaUpdate":
+        action = m.DimonaUpdate(
+            period_id=int(t("PeriodId")), starting_date=_d(t("StartingDate")), ending_date=_d(t("EndingDate")),
+            joint_commission=t("JointCommissionNbr"), planned_hours=_i(t("PlannedHoursNbr")))
+    else:
+        action = m.DimonaCancel(period_id=int(t("PeriodId")))
+    return m.Dimona(r.header(root), r.employer(root), action)
+
+
+def _dmfa(root: etree._Element) -> m.DmfA:
+    r = _Reader(ns.DMFA)
+    N = ns.DMFA
+    persons = []
+    for p_index, person in enumerate(_children(root, N, "NaturalPerson"), 1):
+        p_loc = f"/DmfA/NaturalPerson[{p_index}]"
+        records = []
+        for w_index, record in enumerate(_children(person, N, "WorkerRecord"), 1):
+            w_loc = f"{p_loc}/WorkerRecord[{w_index}]"
+            occupations = []
+            for o_index, occ in enumerate(_children(record, N, "Occupation"), 1):
+                o_loc = f"{w_loc}/Occupation[{o_index}]"
+                services = tuple(
+                    m.Service(r.text(s, "ServiceCode"), int(r.text(s, "ServiceNbrDays")),
+                              _i(r.text(s, "ServiceNbrHours")), f"{o_loc}/Service[{i}]")
+                    for i, s in enumerate(_children(occ, N, "Service"), 1))
+                remuns = tuple(
+                    m.Remun(r.text(x, "RemunCode"), int(r.text(x, "RemunAmount")), f"{o_loc}/Remun[{i}]")
+                    for i, x in enumerate(_children(occ, N, "Remun"), 1))
+                occupations.append(m.Occupation(
+                    sequence=int(r.text(occ, "OccupationSequenceNbr")),
+                    starting_date=_d(r.text(occ, "OccupationStartingDate")),
+                    ending_date=_d(r.text(occ, "OccupationEndingDate")),
+                    joint_commission=r.text(occ, "JointCommissionNbr"),
+                    working_days_system=int(r.text(occ, "WorkingDaysSystem")),
+                    mean_working_hours=int(r.text(occ, "MeanWorkingHours")),
+                    ref_mean_working_hours=int(r.text(occ, "RefMeanWorkingHours")),
+                    services=services, remuns=remuns, location=o_loc))
+            contributions = tuple(
+                m.Contribution(r.text(c, "ContributionCode"), int(r.text(c, "Base")), int(r.text(c, "Amount")),
+                               f"{w_loc}/Contribution[{i}]")
+                for i, c in enumerate(_children(record, N, "Contribution"), 1))
+            records.append(m.WorkerRecord(r.text(record, "WorkerCode"), tuple(occupations), contributions, w_loc))
+        persons.append(m.NaturalPerson(int(r.text(person, "NaturalPersonSequenceNbr")), r.text(person, "INSS"),
+                                       tuple(records), p_loc))
+    return m.DmfA(
+        header=r.header(root), employer=r.employer(root), quarter=m.Quarter.parse(r.text(root, "Quarter")),
+        declaration_type=r.text(root, "DeclarationType"), replaces=_i(r.text(root, "ReplacesDeclarationId")),
+        net_owed_amount=int(r.text(root, "NetOwedAmount")), persons=tuple(persons))
+
+
+_FIELD_TYPES = {
+    "date": dt.date.fromisoformat,
+    "datetime": lambda s: dt.datetime.fromisoformat(s.replace("Z", "+00:00")),
+    "int": int,
+    "bool": lambda s: s.strip() in ("true", "1"),
+    "text": str,
+    "month": lambda s: s.strip(),  # xs:gYearMonth 'YYYY-MM', kept as text
+}
+
+
+def _social_risk(root: etree._Element) -> m.SocialRisk:
+    r = _Reader(ns.DRS)
+    element = next(c for c in root.iterchildren() if etree.QName(c).localname in BY_ELEMENT)
+    scenario = BY_ELEMENT[etree.QName(element).localname]
+    data = {}
+    for f in scenario.fields:
+        text = r.text(element, f.name)
+        data[f.name] = None if text is None else _FIELD_TYPES[f.type](text)
+    reference = None
+    ref = element.find(f"{{{ns.DRS}}}ReferenceData")
+    if ref is not None:
+        reference = m.ReferenceData(int(r.text(ref, "QuarterlyGrossRemun")), int(r.text(ref, "WorkingTimeFraction")),
+                                    r.text(ref, "JointCommissionNbr"))
+    return m.SocialRisk(r.header(root), r.employer(root), r.text(root, "INSS"), _d(r.text(root, "EventDate")),
+                        scenario, data, reference)
+
+
+_DECODERS = {"DIMONA": _dimona, "DMFA": _dmfa, "DRS": _social_risk}
