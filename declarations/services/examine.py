@@ -1,0 +1,95 @@
+"""Stages 1-4a of declarations.md, the part that needs neither store nor
+directory: limits and well-formedness, signature profile, XSD, decoding and
+identifiers. ``submit`` and the offline ``validate`` both start here, so the
+pre-submission check a payroll vendor runs is the engine's own code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from lxml import etree
+
+from declarations import ns
+from declarations.domain.anomalies import Anomaly, anomaly
+from declarations.domain.model import Declaration, Header
+from declarations.domain.rules.common import identifier_anomalies
+from declarations.exceptions import InputRefused, SignatureError
+from declarations.xmlio import decoding, parsing, schemas, signature
+
+
+@dataclass
+class Examined:
+    """What the pure stages found. ``refusal`` set means: stop, refuse with it."""
+    received: bytes
+    refusal: list[Anomaly] = field(default_factory=list)
+    kind: str | None = None
+    header: Header | None = None
+    verified: signature.VerifiedDocument | None = None
+    content_sha256: str | None = None
+    xsd: list[Anomaly] = field(default_factory=list)
+    declaration: Declaration | None = None
+    identifiers: list[Anomaly] = field(default_factory=list)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether ``(SenderId, MessageId)`` can be checked: a verified, readable header."""
+        return bool(self.verified is not None and self.header and self.header.sender_id and self.header.message_id)
+
+
+def examine(data: bytes, *, max_bytes: int, element: etree._Element | None = None) -> Examined:
+    result = Examined(received=data)
+    # Stage 1: limits and well-formedness.
+    try:
+        if element is None:
+            element = parsing.parse(data, max_bytes=max_bytes)
+        else:
+            parsing.check_size(data, max_bytes)
+    except InputRefused as error:
+        result.refusal = [anomaly(error.code, error.message, error.location)]
+        return result
+    result.kind = ns.KIND_BY_ROOT.get(element.tag)
+    # Stage 2: the signature profile. From here on only the signed content is used.
+    try:
+        result.verified = signature.verify(element)
+    except SignatureError as error:
+        result.refusal = [anomaly(error.code, error.message, error.location)]
+        result.header = decoding.read_header(element)  # echoed in the result only, never trusted
+        return result
+    signed = result.verified.signed
+    result.header = decoding.read_header(signed)
+    result.content_sha256 = content_digest(signed)
+    # Stage 3: XSD, on the declaration as received (its Signature included).
+    result.xsd = [anomaly("C005", p.message, p.location) for p in schemas.problems(element)]
+    if result.xsd:
+        return result
+    # Stage 4a: identifiers.
+    result.declaration = decoding.decode(signed)
+    result.identifiers = list(identifier_anomalies(result.declaration))
+    return result
+
+
+def content_digest(signed: etree._Element) -> str:
+    """SHA-256 of the exclusive canonical form of the signed content.
+
+    The Signature is not part of it: an ECDSA signature differs at every
+    signing, and re-sending the same declaration re-signed is still a retry.
+    """
+    return hashlib.sha256(etree.tostring(signed, method="c14n", exclusive=True)).hexdigest()
+
+
+def certificate_validity(certificate: x509.Certificate, now: dt.datetime, location: str) -> list[Anomaly]:
+    """S004: the signing certificate is valid at the reception moment."""
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if not start <= now <= end:
+        return [anomaly("S004", f"the signing certificate is valid from {start:%Y-%m-%d} to {end:%Y-%m-%d}, "
+                        f"not on {now:%Y-%m-%d}", location)]
+    return []
+
+
+def signature_location(kind: str | None) -> str:
+    root = {"DIMONA": "/Dimona", "DMFA": "/DmfA", "DRS": "/SocialRisk"}.get(kind or "", "")
+    return f"{root}/Signature"

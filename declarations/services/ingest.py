@@ -1,0 +1,176 @@
+"""The declaration pipeline: received bytes -> checked -> stored once -> signed receipt.
+
+Every channel (command line, SOAP, batch inbox) calls ``Ingest.submit``;
+nothing else runs a check. One database transaction holds the archive row,
+the ``(SenderId, MessageId)`` key, the facts and the signed result, so a
+crash leaves all of them or none, and a retry finds the first result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from lxml import etree
+from sqlalchemy.engine import Connection, Engine
+
+from declarations.domain.anomalies import Anomaly, any_blocking, anomaly
+from declarations.domain.model import Dimona, DmfA, SocialRisk
+from declarations.domain.outcome import Outcome
+from declarations.domain.rules import RuleContext, kind_rules
+from declarations.domain.rules.common import directory_anomalies
+from declarations.domain.rules.social_risk import derived_reference
+from declarations.services.examine import Examined, certificate_validity, examine, signature_location
+from declarations.settings import Settings, brussels_today
+from declarations.store import facts
+from declarations.store.database import lock_employer
+from declarations.store.tables import scope_of
+from declarations.store.views import DirectoryReader, StoredView
+from declarations.xmlio.results import result_element, to_bytes
+from declarations.xmlio.signature import Signer
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A decided declaration: its outcome and the signed DeclarationResult."""
+    outcome: Outcome
+    signed_result: etree._Element
+    retry: bool = False
+
+    @property
+    def result_bytes(self) -> bytes:
+        return to_bytes(self.signed_result)
+
+
+class Ingest:
+    def __init__(self, engine: Engine, signer: Signer, settings: Settings):
+        self.engine = engine
+        self.signer = signer
+        self.settings = settings
+
+    def submit(self, data: bytes, *, channel: str, element: etree._Element | None = None,
+               max_bytes: int | None = None, batch_sender_id: str | None = None,
+               batch_id: str | None = None) -> Receipt:
+        """Process one declaration as received (``data``: its own document's bytes)."""
+        now = self.settings.now()
+        limit = self.settings.max_message_bytes if max_bytes is None else max_bytes
+        examined = examine(data, max_bytes=limit, element=element)
+        for _attempt in range(5):
+            try:
+                with self.engine.begin() as connection:
+                    return self._decide(connection, examined, now, channel, batch_sender_id, batch_id)
+            except _KeyTaken:
+                # Another transaction took the same (SenderId, MessageId) meanwhile: ours was rolled
+                # back; the next pass finds the key and answers as a retry (or C006).
+                continue
+        raise RuntimeError("the message key stayed contended after 5 attempts")
+
+    # -- one transaction ------------------------------------------------------
+
+    def _decide(self, connection: Connection, ex: Examined, now: dt.datetime, channel: str,
+                batch_sender_id: str | None, batch_id: str | None) -> Receipt:
+        def refuse(anomalies: list[Anomaly], *, declaration_id: int | None = None) -> Receipt:
+            return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
+
+        if ex.refusal:  # stage 1, or stage 2's profile
+            return refuse(ex.refusal)
+        header = ex.header
+        directory = DirectoryReader(connection)
+        if header is not None and header.sender_id:
+            # Stage 2, continued: who signed (S003), and when (S004).
+            where = signature_location(ex.kind)
+            if ex.verified.fingerprint not in directory.sender_fingerprints(header.sender_id):
+                return refuse([anomaly("S003", f"the signing certificate (SHA-256 {ex.verified.fingerprint}) is "
+                                       f"not registered for sender {header.sender_id}", where)])
+            expired = certificate_validity(ex.verified.certificate, now, where)
+            if expired:
+                return refuse(expired)
+        declaration_id = None
+        if ex.keyed:
+            first = facts.find_by_key(connection, header.sender_id, header.message_id)
+            if first is not None:
+                if first.content_sha256 == ex.content_sha256:
+                    return self._retry(first)
+                return refuse([anomaly("C006", f"MessageId {header.message_id} was already used by sender "
+                                       f"{header.sender_id} for another declaration ({first.declaration_id})",
+                                       "/" + _root_name(ex) + "/Header/MessageId")])
+            declaration_id = self._archive(connection, ex, now, channel, batch_id)
+            if not facts.reserve_key(connection, header.sender_id, header.message_id, declaration_id,
+                                     ex.content_sha256):
+                raise _KeyTaken()
+        if ex.xsd:  # stage 3
+            return refuse(ex.xsd, declaration_id=declaration_id)
+        declaration = ex.declaration
+        # Stage 4: identifiers, then the directory.
+        stage4 = ex.identifiers + list(directory_anomalies(
+            declaration, directory, brussels_today(now), batch_sender_id=batch_sender_id))
+        if any_blocking(stage4):
+            return refuse(stage4, declaration_id=declaration_id)
+        # Stage 5: the kind's rules, against stored data, serialised per employer.
+        lock_employer(connection, declaration.employer.noss)
+        scope = scope_of(header.environment, header.sender_id)
+        context = RuleContext(today=brussels_today(now), stored=StoredView(connection, scope))
+        anomalies = stage4 + list(kind_rules(declaration, context))
+        if any_blocking(anomalies):
+            return refuse(anomalies, declaration_id=declaration_id)
+        period_id = self._store_facts(connection, declaration, declaration_id, scope, context)
+        return self._finish(connection, ex, now, channel, batch_id, anomalies,
+                            declaration_id=declaration_id, period_id=period_id)
+
+    def _archive(self, connection, ex: Examined, now, channel, batch_id) -> int:
+        header = ex.header
+        return facts.new_declaration(
+            connection, received_at=now, channel=channel, original=ex.received, kind=ex.kind,
+            sender_id=header.sender_id if header else None, message_id=header.message_id if header else None,
+            environment=header.environment if header else None, content_sha256=ex.content_sha256,
+            batch_id=batch_id)
+
+    def _store_facts(self, connection, declaration, declaration_id, scope, context) -> int | None:
+        if isinstance(declaration, Dimona):
+            period_id = facts.store_dimona(connection, declaration, declaration_id, scope)
+            return period_id if declaration.action.action == "In" else None
+        if isinstance(declaration, DmfA):
+            facts.store_dmfa(connection, declaration, declaration_id, scope)
+        elif isinstance(declaration, SocialRisk):
+            reference, source = declaration.reference_data, "DECLARED"
+            if reference is None and declaration.scenario.reference_data:
+                reference = derived_reference(declaration, context)
+                source = "DERIVED" if reference is not None else "NONE"
+            elif reference is None:
+                source = "NONE"
+            facts.store_social_risk(connection, declaration, declaration_id, scope, reference, source)
+        return None
+
+    def _finish(self, connection, ex: Examined, now, channel, batch_id, anomalies, *,
+                declaration_id: int | None, period_id: int | None = None) -> Receipt:
+        if declaration_id is None:
+            declaration_id = self._archive(connection, ex, now, channel, batch_id)
+        header = ex.header
+        outcome = Outcome(
+            declaration_id=declaration_id, received_at=now, anomalies=tuple(anomalies),
+            message_id=header.message_id if header else None, sender_id=header.sender_id if header else None,
+            kind=ex.kind, environment=header.environment if header else None, period_id=period_id)
+        signed = self.signer.sign(result_element(outcome))
+        facts.finish_declaration(connection, declaration_id, status=outcome.status, result=to_bytes(signed))
+        return Receipt(outcome, signed)
+
+    def _retry(self, first: facts.StoredResult) -> Receipt:
+        from declarations.xmlio.parsing import parse
+        from declarations.xmlio.results import read_result
+
+        signed = parse(first.result)
+        fields = read_result(signed)
+        outcome = Outcome(
+            declaration_id=fields["declaration_id"], received_at=dt.datetime.fromisoformat(fields["received_at"]),
+            anomalies=tuple(fields["anomalies"]), message_id=fields["message_id"], sender_id=fields["sender_id"],
+            kind=fields["kind"], environment=fields["environment"], period_id=fields["period_id"],
+            status=fields["status"])
+        return Receipt(outcome, signed, retry=True)
+
+
+class _KeyTaken(Exception):
+    """A concurrent transaction reserved the same (SenderId, MessageId) first."""
+
+
+def _root_name(ex: Examined) -> str:
+    return {"DIMONA": "Dimona", "DMFA": "DmfA", "DRS": "SocialRisk"}.get(ex.kind or "", "")

@@ -1,0 +1,72 @@
+"""DeclarationResult / DeclarationResults documents (urn:declarations:result:v1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+from lxml import etree
+
+from declarations import ns
+from declarations.domain.anomalies import Anomaly, Severity
+from declarations.domain.outcome import Outcome
+
+R = ns.RESULT
+
+
+def _sub(parent: etree._Element, name: str, value) -> None:
+    if value is not None:
+        etree.SubElement(parent, f"{{{R}}}{name}").text = str(value)
+
+
+def xml_datetime(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds") if moment.microsecond else moment.isoformat(timespec="seconds")
+
+
+def result_element(outcome: Outcome) -> etree._Element:
+    root = etree.Element(f"{{{R}}}DeclarationResult", nsmap={None: R})
+    _sub(root, "DeclarationId", outcome.declaration_id)
+    _sub(root, "MessageId", outcome.message_id)
+    _sub(root, "SenderId", outcome.sender_id)
+    _sub(root, "Kind", outcome.kind)
+    _sub(root, "Environment", outcome.environment)
+    _sub(root, "Status", outcome.status)
+    _sub(root, "ReceivedAt", xml_datetime(outcome.received_at))
+    _sub(root, "PeriodId", outcome.period_id)
+    for anomaly in outcome.anomalies:
+        el = etree.SubElement(root, f"{{{R}}}Anomaly")
+        _sub(el, "Code", anomaly.code)
+        _sub(el, "Severity", anomaly.severity.value)
+        _sub(el, "Location", anomaly.location)
+        _sub(el, "Message", anomaly.message)
+    return root
+
+
+def results_wrapper(results: Iterable[etree._Element]) -> etree._Element:
+    """Several signed DeclarationResults in one unsigned DeclarationResults."""
+    root = etree.Element(f"{{{R}}}DeclarationResults", nsmap={None: R})
+    root.extend(results)
+    return root
+
+
+def read_result(root: etree._Element) -> dict:
+    """A DeclarationResult as a dict (for tests, the CLI summary and institutions)."""
+    def text(name):
+        return root.findtext(f"{{{R}}}{name}")
+    return {
+        "declaration_id": int(text("DeclarationId")),
+        "message_id": text("MessageId"),
+        "sender_id": text("SenderId"),
+        "kind": text("Kind"),
+        "environment": text("Environment"),
+        "status": text("Status"),
+        "received_at": text("ReceivedAt"),
+        "period_id": int(text("PeriodId")) if text("PeriodId") else None,
+        "anomalies": [Anomaly(a.findtext(f"{{{R}}}Code"), Severity(a.findtext(f"{{{R}}}Severity")),
+                              a.findtext(f"{{{R}}}Message"), a.findtext(f"{{{R}}}Location"))
+                      for a in root.iterchildren(f"{{{R}}}Anomaly")],
+    }
+
+
+def to_bytes(element: etree._Element) -> bytes:
+    return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
