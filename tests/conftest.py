@@ -101,3 +101,88 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
 # --------------------------------------------------------------------------
 # Domain fixtures (store, demo directory, ...) go below this line.
 # --------------------------------------------------------------------------
+
+import datetime as _dt
+import shutil
+
+from declarations.bootstrap import App
+from declarations.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DIRECTORY = REPO / "fixtures" / "demo" / "directory.xml"
+DEMO_KEYS = REPO / "fixtures" / "demo" / "keys"
+# The fixture world's "now": Q4 2025, so Q3 2025 is the last declarable quarter.
+FIXTURE_NOW = _dt.datetime.fromisoformat("2025-11-15T10:00:00+01:00")
+
+
+@pytest.fixture(scope="session")
+def engine_home(tmp_path_factory) -> Path:
+    """One engine key for the whole session (key creation is the slow part of init)."""
+    from declarations.xmlio import keys
+
+    home = tmp_path_factory.mktemp("engine-home")
+    keys.ensure_engine_key(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def _migrated_templates(tmp_path_factory, request):
+    """Migrated, demo-loaded template databases, made once per backend and copied per test."""
+    cache: dict[str, str] = {}
+
+    def template(backend: str) -> str:
+        if backend in cache:
+            return cache[backend]
+        from declarations.services import directory
+        from declarations.store import schema
+        from declarations.store.database import make_engine
+
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
+        else:
+            url = request.getfixturevalue("postgres_server").create_database("tmpl_declarations")
+        engine = make_engine(url)
+        schema.upgrade(engine)
+        directory.load(engine, DEMO_DIRECTORY.read_bytes())
+        engine.dispose()
+        cache[backend] = url
+        return url
+
+    return template
+
+
+@pytest.fixture(params=[pytest.param("sqlite", id="sqlite"),
+                        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
+def app(request, tmp_path, engine_home, _migrated_templates):
+    """The engine on a fresh store (schema migrated, demo directory loaded), clock at FIXTURE_NOW."""
+    template = _migrated_templates(request.param)
+    if request.param == "sqlite":
+        path = tmp_path / "store.db"
+        shutil.copyfile(make_url(template).database, path)
+        url, drop = f"sqlite:///{path}", None
+    else:
+        server = request.getfixturevalue("postgres_server")
+        name = server.unique_name("t")
+        url, drop = server.create_database(name, template=make_url(template).database), name
+    settings = Settings.from_env({"DECLARATIONS_HOME": str(engine_home), "DECLARATIONS_DATABASE_URL": url,
+                                  "DECLARATIONS_NOW": FIXTURE_NOW.isoformat()})
+    application = App(settings)
+    yield application
+    application.close()
+    if drop:
+        request.getfixturevalue("postgres_server").drop_database(drop)
+
+
+@pytest.fixture(scope="session")
+def demo_signer():
+    """Sign as a demo sender: ``demo_signer('sender-1001')``."""
+    from declarations.xmlio.signature import Signer
+
+    cache: dict[str, Signer] = {}
+
+    def signer(name: str) -> Signer:
+        if name not in cache:
+            cache[name] = Signer.from_files(DEMO_KEYS / f"{name}.key.pem", DEMO_KEYS / f"{name}.cert.pem")
+        return cache[name]
+
+    return signer
