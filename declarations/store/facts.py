@@ -67,9 +67,11 @@ def find_by_key(connection: Connection, sender_id: str, message_id: str) -> Stor
 
 def reserve_key(connection: Connection, sender_id: str, message_id: str, declaration_id: int, sha256: str) -> bool:
     """Take ``(SenderId, MessageId)`` for ever; False if another transaction took it first."""
-    result = connection.execute(_insert_ignoring_duplicates(connection, t.message_key).values(
-        sender_id=sender_id, message_id=message_id, declaration_id=declaration_id, content_sha256=sha256))
-    return result.rowcount == 1
+    # RETURNING rather than rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
+    taken = connection.execute(_insert_ignoring_duplicates(connection, t.message_key).values(
+        sender_id=sender_id, message_id=message_id, declaration_id=declaration_id, content_sha256=sha256)
+        .returning(t.message_key.c.declaration_id)).first()
+    return taken is not None
 
 
 def stored_result(connection: Connection, declaration_id: int) -> StoredResult | None:
