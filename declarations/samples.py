@@ -150,3 +150,19 @@ def social_risk(scenario_element: str, *, message_id: str, sender_id: str, noss:
 
 def to_bytes(element: etree._Element) -> bytes:
     return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
+
+
+def valid_inss(n: int, *, birth: str = "850731") -> str:
+    """The n-th valid national-register INSS born on ``birth`` (YYMMDD, before 2000), n < 999."""
+    base = f"{birth}{n + 1:03d}"
+    return f"{base}{97 - int(base) % 97:02d}"
+
+
+def inss_series(count: int) -> list[str]:
+    """``count`` distinct valid INSS numbers (spread over birth days)."""
+    out = []
+    day = dt.date(1960, 1, 1)
+    while len(out) < count:
+        out.extend(valid_inss(n, birth=day.strftime("%y%m%d")) for n in range(min(998, count - len(out))))
+        day += dt.timedelta(days=1)
+    return out
