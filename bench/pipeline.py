@@ -42,7 +42,11 @@ def dimona_documents(count: int, signer: Signer) -> list[bytes]:
 
 def dmfa_documents(count: int, workers: int, signer: Signer) -> list[bytes]:
     people = samples.inss_series(workers)
-    quarters = [f"{2025 - (i // 4)}{3 - i % 4 if 3 - i % 4 > 0 else 4}" for i in range(count)]
+    quarters = []
+    year, number = 2025, 3  # the last quarter declarable at NOW, then backwards
+    for _ in range(count):
+        quarters.append(f"{year}{number}")
+        year, number = (year, number - 1) if number > 1 else (year - 1, 4)
     out = []
     for i, quarter in enumerate(quarters):
         year, number = int(quarter[:4]), int(quarter[4])
