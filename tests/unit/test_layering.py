@@ -41,10 +41,13 @@ def test_layer_imports_point_inward(layer):
 
 
 def test_nothing_else_parses_outside_input():
-    """The one hardened parser: no module but xmlio/parsing.py calls etree.fromstring / etree.parse."""
+    """The one hardened parser: no module but xmlio/parsing.py calls etree.fromstring / etree.parse.
+
+    xmlio/schemas.py is the one other reader: it loads the project's own XSD
+    files from xsd/, never anything received."""
     offences = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name == "parsing.py":
+        if path.relative_to(PACKAGE).as_posix() in ("xmlio/parsing.py", "xmlio/schemas.py"):
             continue
         text = path.read_text()
         for call in ("etree.fromstring(", "etree.parse(", "etree.XML(", "etree.iterparse("):
