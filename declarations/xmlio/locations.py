@@ -24,6 +24,9 @@ REPEATED = frozenset({
     "CertificateFingerprint",
     # Batch items
     "Dimona@Batch", "DmfA@Batch", "SocialRisk@Batch",
+    # XMLDSig (xsd/xmldsig-core-schema.xsd), scoped to their parents
+    "Reference@SignedInfo", "Transform@Transforms", "Object@Signature", "X509Data@KeyInfo",
+    "X509Certificate@X509Data",
 })
 
 
