@@ -16,8 +16,14 @@ from declarations.domain import model as m
 from declarations.domain.scenarios import BY_ELEMENT
 
 
+# XSD 1.0 collapses whitespace around dates, date-times, integers and booleans
+# before checking them, so the decoder strips them too (int() already does).
 def _d(text: str | None) -> dt.date | None:
-    return dt.date.fromisoformat(text) if text else None
+    return dt.date.fromisoformat(text.strip()) if text and text.strip() else None
+
+
+def _dt(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
 
 
 def _i(text: str | None) -> int | None:
@@ -43,7 +49,7 @@ class _Reader:
         return m.Header(
             message_id=self.text(header, "MessageId"),
             sender_id=self.text(header, "SenderId"),
-            creation=dt.datetime.fromisoformat(self.text(header, "CreationDateTime").replace("Z", "+00:00")),
+            creation=_dt(self.text(header, "CreationDateTime")),
             environment=self.text(header, "Environment"),
         )
 
@@ -141,8 +147,8 @@ def _dmfa(root: etree._Element) -> m.DmfA:
 
 
 _FIELD_TYPES = {
-    "date": dt.date.fromisoformat,
-    "datetime": lambda s: dt.datetime.fromisoformat(s.replace("Z", "+00:00")),
+    "date": _d,
+    "datetime": _dt,
     "int": int,
     "bool": lambda s: s.strip() in ("true", "1"),
     "text": str,
