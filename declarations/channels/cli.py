@@ -157,7 +157,27 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(run=cmd_sign)
     sub.add_parser("demo", help="init, load the demo directory, submit demo declarations, print the receipts"
                    ).set_defaults(run=cmd_demo)
+    for register in _channel_commands():
+        register(sub)
     return top
+
+
+# Each channel package adds its own sub-commands (``serve``; ``batch put|run``)
+# through a ``register(subparsers)`` function, so this module stays thin.
+CHANNEL_COMMAND_MODULES = ("declarations.channels.soap.commands", "declarations.channels.batch.commands")
+
+
+def _channel_commands():
+    import importlib
+
+    for name in CHANNEL_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name is not None and name.startswith(error.name):
+                continue  # that channel is not built yet
+            raise
+        yield module.register
 
 
 def main(argv: Sequence[str] | None = None) -> int:
