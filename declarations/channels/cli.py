@@ -112,6 +112,21 @@ def cmd_sign(app: App, args) -> int:
     return 0
 
 
+def cmd_archive(app: App, args) -> int:
+    from declarations.services.archive import archived
+
+    found = archived(app.engine, args.declaration_id)
+    if found is None:
+        _say(f"no declaration {args.declaration_id} in the archive")
+        return 1
+    _say(f"declaration {found.declaration_id}: {found.kind or 'unreadable kind'} {found.status}, received "
+         f"{found.received_at} by {found.channel} from sender {found.sender_id or '?'} "
+         f"(MessageId {found.message_id or '?'})")
+    sys.stdout.buffer.write(found.result if args.result else found.original)  # byte for byte
+    sys.stdout.flush()
+    return 0
+
+
 def cmd_demo(app: App, args) -> int:
     from declarations import demo
     return demo.run(app, out=sys.stderr)
@@ -155,6 +170,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--key", required=True, metavar="KEY")
     g.add_argument("--cert", required=True, metavar="CERT")
     g.set_defaults(run=cmd_sign)
+    a = sub.add_parser("archive", help="print a received message exactly as it came in (or its receipt)")
+    a.add_argument("declaration_id", metavar="DECLARATION_ID", type=int)
+    a.add_argument("--result", action="store_true", help="print the signed DeclarationResult instead")
+    a.set_defaults(run=cmd_archive)
     sub.add_parser("demo", help="init, load the demo directory, submit demo declarations, print the receipts"
                    ).set_defaults(run=cmd_demo)
     for register in _channel_commands():

@@ -138,3 +138,13 @@ def test_demo_shows_receipts(tmp_path):
     text = shown.stderr.decode()
     for expected in ("ACCEPTED", "REFUSED", "C001", "(retry)", "DeclarationResult"):
         assert expected in text
+
+
+def test_archive_returns_the_original_bytes_and_the_receipt(home):
+    document = signed_file(home, "arch", hire("cli-arch", "05061214559"))
+    submitted = run(home, "submit", str(document))
+    declaration_id = etree.fromstring(submitted.stdout).findtext("{urn:declarations:result:v1}DeclarationId")
+    original = run(home, "archive", declaration_id)
+    assert original.returncode == 0 and original.stdout == document.read_bytes()
+    assert run(home, "archive", declaration_id, "--result").stdout.rstrip(b"\n") == submitted.stdout.rstrip(b"\n")
+    assert run(home, "archive", "999999").returncode == 1

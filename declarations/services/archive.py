@@ -1,0 +1,35 @@
+"""Read the archive back: every received message, unchanged, by its DeclarationId."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from declarations.store import tables as t
+
+
+@dataclass(frozen=True)
+class Archived:
+    declaration_id: int
+    received_at: dt.datetime
+    channel: str
+    kind: str | None
+    sender_id: str | None
+    message_id: str | None
+    status: str
+    original: bytes
+    result: bytes
+
+
+def archived(engine: Engine, declaration_id: int) -> Archived | None:
+    d = t.declaration
+    with engine.connect() as connection:
+        row = connection.execute(select(d).where(d.c.id == declaration_id)).first()
+    if row is None:
+        return None
+    return Archived(row.id, row.received_at, row.channel, row.kind, row.sender_id, row.message_id, row.status,
+                    bytes(row.original), bytes(row.result))
