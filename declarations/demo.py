@@ -16,6 +16,7 @@ from typing import TextIO
 from declarations import samples
 from declarations.bootstrap import App
 from declarations.domain.model import Quarter
+from declarations.services.social_risks import stored_reference
 from declarations.settings import brussels_today
 from declarations.xmlio.results import to_bytes
 from declarations.xmlio.signature import Signer
@@ -57,21 +58,28 @@ def run(app: App, *, out: TextIO) -> int:
     for label, document in steps:
         receipt = app.ingest.submit(samples.to_bytes(signer.sign(document)), channel="CLI")
         first = first or (label, document, receipt)
-        _show(label, receipt, out)
+        _show(label, receipt, out, app.engine)
     label, document, receipt = first
     again = app.ingest.submit(samples.to_bytes(signer.sign(document)), channel="CLI")
-    _show("the hire sent again (a safe retry: the first result comes back)", again, out)
+    _show("the hire sent again (a safe retry: the first result comes back)", again, out, app.engine)
     print("the last signed receipt, as a sender gets it:\n", file=out)
     print(to_bytes(again.signed_result).decode(), file=out)
     print("\nnext: 'declarations --help'; the engine's certificate: 'declarations engine-cert'", file=out)
     return 0
 
 
-def _show(label: str, receipt, out: TextIO) -> None:
+def _show(label: str, receipt, out: TextIO, engine) -> None:
     o = receipt.outcome
     extra = f", PeriodId {o.period_id}" if o.period_id else ""
     print(f"- {label}\n  {o.kind} {o.status}: DeclarationId {o.declaration_id}{extra}"
           + (" (retry)" if receipt.retry else ""), file=out)
     for a in o.anomalies:
         print(f"    {a.code} {a.severity.value}: {a.message}", file=out)
+    if o.kind == "DRS" and o.accepted:
+        stored = stored_reference(engine, o.declaration_id)
+        if stored and stored[0]:
+            ref, source = stored
+            print(f"    ReferenceData {source.lower()}: QuarterlyGrossRemun {ref.quarterly_gross_remun / 100:.2f} EUR, "
+                  f"WorkingTimeFraction {ref.working_time_fraction / 100:.2f} %, JointCommissionNbr "
+                  f"{ref.joint_commission}", file=out)
     print(file=out)
