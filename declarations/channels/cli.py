@@ -8,6 +8,7 @@ Exit codes: 0 done / all accepted, 1 refused, 2 usage error or unusable setting.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -214,6 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputRefused as error:
         _say(f"declarations: {error}")
         return 1
+    except Exception as error:  # a bug or a broken store: say so plainly; each declaration is all-or-nothing
+        if os.environ.get("DECLARATIONS_DEBUG"):
+            raise
+        _say(f"declarations: internal error ({type(error).__name__}: {error}). What was being processed was "
+             "not stored; set DECLARATIONS_DEBUG=1 to see the traceback.")
+        return 70  # EX_SOFTWARE
     finally:
         app.close()
 

@@ -148,3 +148,11 @@ def test_archive_returns_the_original_bytes_and_the_receipt(home):
     assert original.returncode == 0 and original.stdout == document.read_bytes()
     assert run(home, "archive", declaration_id, "--result").stdout.rstrip(b"\n") == submitted.stdout.rstrip(b"\n")
     assert run(home, "archive", "999999").returncode == 1
+
+
+def test_a_broken_store_is_reported_without_a_traceback(tmp_path):
+    broken = tmp_path / "not-a-database.sqlite"
+    broken.write_bytes(b"this is not SQLite")
+    result = run(tmp_path, "directory", "export", env={"DECLARATIONS_DATABASE_URL": f"sqlite:///{broken}"})
+    assert result.returncode == 70
+    assert b"internal error" in result.stderr and b"Traceback" not in result.stderr
