@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Callable
 
 from lxml import etree
 from sqlalchemy.engine import Connection, Engine
@@ -50,15 +51,24 @@ class Ingest:
 
     def submit(self, data: bytes, *, channel: str, element: etree._Element | None = None,
                max_bytes: int | None = None, batch_sender_id: str | None = None,
-               batch_id: str | None = None) -> Receipt:
-        """Process one declaration as received (``data``: its own document's bytes)."""
+               batch_id: str | None = None,
+               on_decided: Callable[[Connection, Receipt], None] | None = None) -> Receipt:
+        """Process one declaration as received (``data``: its own document's bytes).
+
+        ``on_decided`` (the batch inbox) runs inside the declaration's own
+        transaction, after the decision: what it writes commits with the
+        declaration or not at all. Without it nothing changes.
+        """
         now = self.settings.now()
         limit = self.settings.max_message_bytes if max_bytes is None else max_bytes
         examined = examine(data, max_bytes=limit, element=element)
         for _attempt in range(5):
             try:
                 with self.engine.begin() as connection:
-                    return self._decide(connection, examined, now, channel, batch_sender_id, batch_id)
+                    receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id)
+                    if on_decided is not None:
+                        on_decided(connection, receipt)
+                    return receipt
             except _KeyTaken:
                 # Another transaction took the same (SenderId, MessageId) meanwhile: ours was rolled
                 # back; the next pass finds the key and answers as a retry (or C006).

@@ -16,7 +16,7 @@ surrogate ids, so a whole DmfA goes in with one executemany per table.
 
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, LargeBinary,
+from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
                         MetaData, String, Table, Text, UniqueConstraint)
 
 metadata = MetaData(naming_convention={
@@ -244,3 +244,41 @@ Index("ix_social_risk_event", social_risk.c.scenario, social_risk.c.employer_nos
 Index("ix_social_risk_inss", social_risk.c.inss)
 
 __all__ = [name for name, value in globals().items() if isinstance(value, Table)] + ["metadata", "scope_of", "PROD"]
+
+
+# --- batch inbox (channels.md "Batch"; docs/batch.md) -------------------------
+# One row per batch file, keyed by the SHA-256 of the file as uploaded: the
+# row is also the claim (owner + lease, real clock) that lets several
+# processes share one inbox, and it keeps the signed BatchAck and BatchResult
+# so that a retry (same BatchId, same SHA-256) gets the first answers again.
+# ``sender_id`` and ``batch_id`` are set only once the file-level checks
+# passed: their uniqueness is B005.
+
+batch = Table(
+    "batch", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("file_sha256", String(64), nullable=False, unique=True),
+    Column("file_name", String(110), nullable=False),
+    Column("status", String(16), nullable=False),            # CLAIMED | RECEIVED | DONE | REFUSED
+    Column("owner", String(200)),                            # host:pid:token of the process holding the lease
+    Column("lease_until", Float),                            # seconds since the epoch, real clock
+    Column("sender_id", String(10)),
+    Column("batch_id", String(64)),
+    Column("item_count", Integer),
+    Column("items_done", Integer, nullable=False, default=0),
+    Column("received_at", DateTime(timezone=True)),
+    Column("code", String(4)),                               # B001-B007 when REFUSED
+    Column("ack", LargeBinary),                              # the signed BatchAck
+    Column("result", LargeBinary),                           # the signed BatchResult (DONE)
+    UniqueConstraint("sender_id", "batch_id", name="uq_batch_sender_batch_id"),
+    sqlite_autoincrement=True,
+)
+
+# The declarations of a batch in file order, written in the same transaction
+# as the declaration itself: exactly once, whatever the crash.
+batch_item = Table(
+    "batch_item", metadata,
+    Column("batch", Id, ForeignKey("batch.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),           # 1-based, file order
+    Column("declaration_id", Id, ForeignKey("declaration.id"), nullable=False),
+)

@@ -10,6 +10,8 @@ before a single byte is parsed.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from lxml import etree
 
 from declarations.exceptions import MalformedXml, TooLarge
@@ -62,3 +64,39 @@ def refuse_dtd(root: etree._Element) -> None:
 
 def local_name(element: etree._Element) -> str:
     return etree.QName(element).localname
+
+
+def stream_children(stream) -> Iterator[etree._Element]:
+    """Stream a document (the batch inbox): one element in memory at a time.
+
+    Yields the root element first, at its start tag (no child read yet),
+    then each child element of the root, complete, at its end tag. A
+    yielded child is cleared and dropped as soon as the next one is read, so
+    memory holds one child at a time whatever the file's size. The same
+    options as ``parse``: no DTD, no entity, no network, huge_tree off; a
+    DOCTYPE anywhere, or anything not well-formed, raises MalformedXml.
+    ``stream`` is a binary file object; what its ``read`` raises (a size
+    limit, a broken gzip) goes through unchanged.
+    """
+    context = etree.iterparse(stream, events=("start", "end"), **PARSER_OPTIONS)
+    depth = 0
+    root = None
+    try:
+        for event, element in context:
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    root = element
+                    refuse_dtd(root)
+                    yield root
+                continue
+            depth -= 1
+            if depth == 1:
+                yield element
+                element.clear(keep_tail=False)
+                while element.getprevious() is not None:
+                    del root[0]
+    except etree.XMLSyntaxError as exc:
+        raise MalformedXml(f"not well-formed XML: {exc.msg}", location=f"line {exc.lineno}") from None
+    if root is None:
+        raise MalformedXml("the document is empty")

@@ -1,0 +1,226 @@
+"""Batch files for the inbox: a generator (also used by the tests) and the batch benchmark.
+
+Generator: DmfA (or Dimona) declarations from the social secretariat 2001 for
+employer 555123433 of the demo directory, each signed with the demo key of
+sender 2001 (EC P-256), written one after the other into a Batch file (plain
+or gzip), optionally with a share of invalid items (a wrong INSS: C001).
+
+Benchmark (never in the test suite):
+
+    python bench/batch.py [--sizes 10000,40000,160000] [--workers-per-dmfa 1000] [--backends sqlite,postgresql]
+
+For each size (workers in the file), on each store: the end-to-end time of
+``declarations batch run``'s work (process_inbox_once, in a subprocess whose
+peak RSS is read from ru_maxrss), and the floor: lxml iterparse + XSD
+validation of each declaration of the same file, nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+for _p in (str(REPO), str(REPO / "tests")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from lxml import etree  # noqa: E402
+
+from declarations import ns, samples  # noqa: E402
+
+NOW = "2025-11-15T10:00:00+01:00"
+KEYS = REPO / "fixtures" / "demo" / "keys"
+SECRETARIAT = dict(sender_id="2001", noss="555123433", enterprise_nbr="0876920184")
+
+
+def signer_2001():
+    from declarations.xmlio.signature import Signer
+    return Signer.from_files(KEYS / "sender-2001.key.pem", KEYS / "sender-2001.cert.pem")
+
+
+def quarters(count: int) -> list[str]:
+    """The last quarter declarable on 2025-11-15 (2025 Q3), then backwards."""
+    out, year, number = [], 2025, 3
+    for _ in range(count):
+        out.append(f"{year}{number}")
+        year, number = (year, number - 1) if number > 1 else (year - 1, 4)
+    return out
+
+
+def dmfa_items(signer, workers: int, per_dmfa: int, *, prefix: str = "bdmfa", invalid_every: int = 0,
+               sender_id: str = "2001") -> Iterator[etree._Element]:
+    """Signed DmfAs totalling ``workers`` workers, ``per_dmfa`` each, one quarter each (backwards).
+    ``invalid_every``: every n-th DmfA carries a wrong INSS (refused, C001)."""
+    count = -(-workers // per_dmfa)
+    people = samples.inss_series(per_dmfa)
+    for i, quarter in enumerate(quarters(count)):
+        size = min(per_dmfa, workers - i * per_dmfa)
+        year, number = int(quarter[:4]), int(quarter[4])
+        start = dt.date(year, 3 * number - 2, 1)
+        inss = list(people[:size])
+        if invalid_every and (i + 1) % invalid_every == 0:
+            inss[0] = inss[0][:-2] + f"{(int(inss[0][-2:]) + 1) % 100:02d}"
+        yield signer.sign(samples.dmfa(
+            message_id=f"{prefix}-{i}", **{**SECRETARIAT, "sender_id": sender_id}, quarter=quarter, workers=[
+                samples.worker(p, sequence=n + 1, occupations=[samples.occupation(
+                    start=start, jc="302", services=[("001", 6000)], remuns=[("001", 300000 + n)])])
+                for n, p in enumerate(inss)]))
+
+
+def dimona_items(signer, count: int, *, prefix: str = "bdim", sender_id: str = "2001",
+                 bad: Iterable[int] = ()) -> list[etree._Element]:
+    """``count`` signed Dimona In for employer 555123433; positions (0-based) in ``bad`` get a wrong INSS."""
+    bad = set(bad)
+    out = []
+    for i, inss in enumerate(samples.inss_series(count)):
+        if i in bad:
+            inss = inss[:-2] + f"{(int(inss[-2:]) + 1) % 100:02d}"
+        out.append(signer.sign(samples.dimona(
+            "In", message_id=f"{prefix}-{i}", **{**SECRETARIAT, "sender_id": sender_id}, INSS=inss,
+            StartingDate=dt.date(2025, 11, 15), JointCommissionNbr="302", WorkerType="OTH")))
+    return out
+
+
+def header_bytes(batch_id: str, sender_id: str, item_count: int) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Batch xmlns="{ns.BATCH}">\n<BatchHeader>'
+            f"<BatchId>{batch_id}</BatchId><SenderId>{sender_id}</SenderId>"
+            f"<CreationDateTime>2025-11-15T09:00:00+01:00</CreationDateTime>"
+            f"<ItemCount>{item_count}</ItemCount></BatchHeader>\n").encode()
+
+
+def write_batch(path: Path, *, batch_id: str, items: Iterable[etree._Element], item_count: int,
+                sender_id: str = "2001") -> Path:
+    """Stream a Batch file (gzip when ``path`` ends with .gz), one declaration at a time."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wb") as out:
+        out.write(header_bytes(batch_id, sender_id, item_count))
+        for item in items:
+            out.write(etree.tostring(item))
+            out.write(b"\n")
+        out.write(b"</Batch>\n")
+    return path
+
+
+def batch_bytes(*, batch_id: str, items: list[etree._Element], item_count: int | None = None,
+                sender_id: str = "2001") -> bytes:
+    body = b"".join(etree.tostring(i) + b"\n" for i in items)
+    return header_bytes(batch_id, sender_id, len(items) if item_count is None else item_count) + body + b"</Batch>\n"
+
+
+def put(inbox: Path, name: str, data: bytes, *, gz: bool = False, go: bytes | None = None) -> Path:
+    """Put NAME.xml[.gz] then NAME.go (the SHA-256, or ``go`` as given) in ``inbox``, as a sender would."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    path = inbox / f"{name}.xml{'.gz' if gz else ''}"
+    path.write_bytes(data)
+    (inbox / f"{name}.go").write_bytes(go if go is not None else hashlib.sha256(data).hexdigest().encode() + b"\n")
+    return path
+
+
+# --- the benchmark -----------------------------------------------------------
+
+def floor(path: Path) -> float:
+    """Seconds for lxml iterparse + XSD validation of each declaration of the file, nothing else."""
+    from declarations.xmlio import parsing, schemas
+
+    begin = time.perf_counter()
+    with open(path, "rb") as stream:
+        children = parsing.stream_children(stream)
+        next(children)
+        for element in children:
+            schemas.schema_for(element.tag).validate(etree.ElementTree(element))
+    return time.perf_counter() - begin
+
+
+def _child(home: str, url: str) -> None:
+    """In the measured subprocess: process the inbox once, print seconds and peak RSS."""
+    from declarations.bootstrap import App
+    from declarations.services.batch import process_inbox_once
+    from declarations.settings import Settings
+
+    app = App(Settings.from_env({"DECLARATIONS_HOME": home, "DECLARATIONS_DATABASE_URL": url,
+                                 "DECLARATIONS_NOW": NOW}))
+    begin = time.perf_counter()
+    summaries = process_inbox_once(app)
+    seconds = time.perf_counter() - begin
+    app.close()
+    print(json.dumps({"seconds": seconds, "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "outcomes": [s.outcome for s in summaries], "counts": [s.counts for s in summaries]}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,40000,160000")
+    parser.add_argument("--workers-per-dmfa", type=int, default=1000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--child", nargs=2, metavar=("HOME", "URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return 0
+    from declarations.bootstrap import App
+    from declarations.services import directory
+    from declarations.settings import Settings
+    from declarations.xmlio import keys
+
+    backends = args.backends.split(",")
+    pg = None
+    if "postgresql" in backends:
+        import pgserver
+        pg = pgserver.start_postgres()
+        if pg is None:
+            print(f"no PostgreSQL: {pgserver.last_error}", file=sys.stderr)
+            backends.remove("postgresql")
+    signer = signer_2001()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for size in [int(s) for s in args.sizes.split(",")]:
+            source = work / f"bench-{size}.xml"
+            print(f"generating {size} workers...", file=sys.stderr)
+            count = -(-size // args.workers_per_dmfa)
+            write_batch(source, batch_id=f"bench-{size}", item_count=count,
+                        items=dmfa_items(signer, size, args.workers_per_dmfa, prefix=f"b{size}"))
+            floor_s = min(floor(source) for _ in range(2))
+            for backend in backends:
+                home = work / f"home-{size}-{backend}"
+                keys.ensure_engine_key(home)
+                url = (f"sqlite:///{home / 'bench.db'}" if backend == "sqlite"
+                       else pg.create_database(pg.unique_name("bbench")))
+                app = App(Settings.from_env({"DECLARATIONS_HOME": str(home), "DECLARATIONS_DATABASE_URL": url}))
+                app.init()
+                directory.load(app.engine, (REPO / "fixtures" / "demo" / "directory.xml").read_bytes())
+                app.close()
+                data = source.read_bytes()
+                put(home / "inbox", f"bench-{size}", data)
+                del data
+                print(f"processing {size} workers on {backend}...", file=sys.stderr)
+                out = subprocess.run([sys.executable, __file__, "--child", str(home), url], check=True,
+                                     capture_output=True, text=True)
+                figures = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append((size, backend, count, source.stat().st_size, figures["seconds"], floor_s,
+                             figures["rss_kib"], figures["counts"]))
+            source.unlink()
+    if pg is not None:
+        pg.stop()
+    print("| workers | store | DmfAs | file (MB) | batch s | workers/s | floor s | floor workers/s | ratio | peak RSS (MiB) | results |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for size, backend, count, nbytes, seconds, floor_s, rss, counts in rows:
+        print(f"| {size:,} | {backend} | {count} | {nbytes / 1e6:,.1f} | {seconds:,.1f} | {size / seconds:,.0f} | "
+              f"{floor_s:,.2f} | {size / floor_s:,.0f} | {seconds / floor_s:.1f}x | {rss / 1024:,.0f} | {counts} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

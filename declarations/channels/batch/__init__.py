@@ -1,0 +1,1 @@
+"""The batch inbox channel: ``declarations batch put|run`` (the service is services/batch.py)."""

@@ -1,0 +1,526 @@
+"""The batch inbox (channels.md "Batch: the inbox"; the lifecycle is in docs/batch.md).
+
+``process_inbox_once(app)`` takes every complete batch in the inbox now
+(``NAME.xml`` or ``NAME.xml.gz`` with its ``NAME.go``), one at a time:
+
+1. archive the file by its SHA-256 (``ARCHIVE/<sha256>.xml[.gz]``), hashing it
+   while copying; from here on only the archived copy is read;
+2. claim it in the database (``store/batches.py``: a row per SHA-256 with an
+   owner and a lease) -- another process holding it means: skip it;
+3. a first, fast streaming pass: B001-B007 and ItemCount; a refusal writes a
+   signed FILE_REFUSED ``NAME.ack.xml`` and stores nothing else;
+4. the signed RECEIVED ``NAME.ack.xml``;
+5. a second streaming pass: each declaration through ``Ingest.submit`` exactly
+   as in real time (channel ``BATCH``); its position in the batch commits in
+   the declaration's own transaction, so after a crash the next owner starts
+   after the last committed item and nothing is stored twice;
+6. the signed ``NAME.result.xml``, from the stored results in file order;
+7. the inbox files are removed (the bytes are in the archive).
+
+Outbox files are written aside and renamed. A retry (a file with the SHA-256
+of a finished batch, i.e. the same BatchId and content) gets the stored
+answers again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from lxml import etree
+from sqlalchemy.exc import IntegrityError
+
+from declarations import ns
+from declarations.exceptions import InputRefused, MalformedXml
+from declarations.store import batches
+from declarations.store.views import DirectoryReader
+from declarations.xmlio import batch_xml, parsing, schemas
+from declarations.xmlio.results import to_bytes
+
+log = logging.getLogger("declarations.batch")
+
+NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+BATCH = f"{{{ns.BATCH}}}Batch"
+HEADER = f"{{{ns.BATCH}}}BatchHeader"
+_CHUNK = 1024 * 1024
+LEASE_SECONDS = float(os.environ.get("DECLARATIONS_BATCH_LEASE_SECONDS") or 60)
+HEARTBEAT_SECONDS = LEASE_SECONDS / 4
+
+
+class FileRefused(InputRefused):
+    """A file-level refusal (B001-B007)."""
+
+
+class LeaseLost(Exception):
+    """Another process took the batch over: stop writing anything for it."""
+
+
+def name_problem(name: str) -> str | None:
+    """Why NAME is not a batch name (channels.md: 1-100 of [A-Za-z0-9._-]), or None."""
+    if not NAME.fullmatch(name):
+        return "a batch NAME is 1-100 of A-Z a-z 0-9 . _ -"
+    if ".." in name:
+        return "a batch NAME may not contain '..'"
+    return None
+
+
+@dataclass
+class Summary:
+    """One file taken (or seen) by one pass over the inbox."""
+    file_name: str
+    outcome: str                    # DONE | FILE_REFUSED | RETRY | BUSY | BAD_NAME | GONE
+    file_sha256: str | None = None
+    batch_id: str | None = None
+    sender_id: str | None = None
+    code: str | None = None
+    message: str | None = None
+    items: int = 0
+    counts: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def refused(self) -> bool:
+        return self.outcome in ("FILE_REFUSED", "BAD_NAME")
+
+
+class Progress(Protocol):
+    def started(self, summary: Summary, total: int, done: int) -> None: ...
+    def advanced(self, status: str) -> None: ...
+    def finished(self, summary: Summary) -> None: ...
+
+
+class _Quiet:
+    def started(self, summary, total, done): pass
+    def advanced(self, status): pass
+    def finished(self, summary): pass
+
+
+def _event(event: str, **fields) -> None:
+    log.info(json.dumps({"event": event, **{k: v for k, v in fields.items() if v is not None}}, sort_keys=False))
+
+
+def _crash_point(point: str) -> None:
+    """Test hook: DECLARATIONS_BATCH_CRASH_AT=claimed|acked|item:N|done|result kills this process (SIGKILL)."""
+    if os.environ.get("DECLARATIONS_BATCH_CRASH_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _owner_is_gone(owner: str) -> bool:
+    """A lease held by a dead process of this host is over at once (kill -9, then a restart)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def write_atomic(folder: Path, name: str, data: bytes) -> Path:
+    """Write ``folder/name`` whole: aside (a dot-file), fsync, then rename."""
+    folder.mkdir(parents=True, exist_ok=True)
+    aside = folder / f".{name}.{os.getpid()}.tmp"
+    with open(aside, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    final = folder / name
+    os.replace(aside, final)
+    return final
+
+
+class _Limited:
+    """A binary reader that stops at the batch limit (B007), for the compressed and the uncompressed bytes."""
+
+    def __init__(self, raw, limit: int):
+        self.raw, self.limit, self.count = raw, limit, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(_CHUNK if size is None or size < 0 else min(size, _CHUNK))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise FileRefused(f"the file is larger than the limit of {self.limit} bytes once uncompressed",
+                              code="B007")
+        return data
+
+
+def _open(path: Path, gz: bool, limit: int):
+    raw = open(path, "rb")
+    if not gz:
+        return _Limited(raw, limit), raw
+    return _Limited(gzip.GzipFile(fileobj=raw, mode="rb"), limit), raw
+
+
+def _items(path: Path, gz: bool, limit: int):
+    """(header, then each declaration element) of a Batch file; raises FileRefused for B002/B007."""
+    reader, raw = _open(path, gz, limit)
+    try:
+        children = parsing.stream_children(reader)
+        root = next(children)
+        if root.tag != BATCH:
+            raise FileRefused(f"the root element is {etree.QName(root).localname}, not a Batch "
+                              f"in {ns.BATCH}", code="B002")
+        yield from children
+    except MalformedXml as error:
+        raise FileRefused(f"{error.message}" + (f" ({error.location})" if error.location else ""),
+                          code="B002") from None
+    except (OSError, EOFError, zlib.error) as error:  # a broken or truncated gzip stream
+        raise FileRefused(f"the gzip stream cannot be read: {error}", code="B002") from None
+    finally:
+        raw.close()
+
+
+@dataclass
+class _Header:
+    batch_id: str
+    sender_id: str
+    item_count: int
+
+
+class Inbox:
+    """The batch folders and the processing of one file; ``process_inbox_once`` drives it."""
+
+    def __init__(self, app, progress: Progress | None = None):
+        self.app = app
+        self.settings = app.settings
+        self.progress = progress or _Quiet()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    # -- discovery -------------------------------------------------------------
+
+    def complete_uploads(self) -> list[tuple[str, Path | None, str | None]]:
+        """(NAME, data file or None, why refused or None) for each NAME.go in the inbox, by name."""
+        inbox = self.settings.inbox
+        if not inbox.is_dir():
+            return []
+        found = []
+        for entry in sorted(os.listdir(inbox)):
+            if not entry.endswith(".go") or entry.startswith("."):
+                continue  # not a .go, or a hidden / temporary file
+            name = entry[:-3]
+            problem = name_problem(name)
+            if problem:
+                found.append((name, None, problem))
+                continue
+            gz, plain = inbox / f"{name}.xml.gz", inbox / f"{name}.xml"
+            data = gz if gz.is_file() else plain if plain.is_file() else None
+            if data is not None:
+                found.append((name, data, None))
+        return found
+
+    def run_once(self) -> list[Summary]:
+        summaries = []
+        for name, data, problem in self.complete_uploads():
+            if problem:
+                summaries.append(self._bad_name(name, problem))
+            else:
+                summaries.append(self.take(name, data))
+        return summaries
+
+    def _bad_name(self, name: str, problem: str) -> Summary:
+        # Never opened and never answered (no valid FileName to answer with); renamed out of the way so
+        # that it is reported once. os.listdir names carry no separator: the rename stays in the inbox.
+        go = self.settings.inbox / f"{name}.go"
+        try:
+            os.replace(go, self.settings.inbox / f"{name}.go.refused")
+        except OSError:
+            pass
+        _event("batch.bad_name", file=f"{name}.go", message=problem)
+        return Summary(f"{name}.go", "BAD_NAME", message=problem)
+
+    # -- one file ----------------------------------------------------------------
+
+    def take(self, name: str, data_path: Path) -> Summary:
+        begin = time.monotonic()
+        file_name = data_path.name
+        go_path = self.settings.inbox / f"{name}.go"
+        try:
+            go_text = go_path.read_bytes()
+            seen = data_path.stat()
+            sha, size = self._archive(data_path)
+        except FileNotFoundError:  # taken and cleaned up by another process meanwhile
+            return Summary(file_name, "GONE")
+        archived = self._archived(sha, file_name)
+        claim = batches.claim(self.app.engine, file_sha256=sha, file_name=file_name, owner=self.owner,
+                              now=time.time(), lease_seconds=LEASE_SECONDS, owner_is_gone=_owner_is_gone)
+        summary = Summary(file_name, "BUSY", file_sha256=sha)
+        if claim.decision == "BUSY":
+            return summary
+        row = claim.row
+        if claim.decision == "RETRY":
+            summary.outcome, summary.batch_id, summary.sender_id = "RETRY", row.batch_id, row.sender_id
+            self._answer(name, row.ack, row.result)
+            self._clean(go_path, go_text, data_path, seen)
+            _event("batch.retry", file=file_name, sha256=sha, batch_id=row.batch_id, sender_id=row.sender_id)
+            return summary
+        _crash_point("claimed")
+        try:
+            if row.status == batches.RECEIVED:
+                header = _Header(row.batch_id, row.sender_id, row.item_count)
+                received_at = row.received_at
+                self._write(f"{name}.ack.xml", row.ack)
+            else:
+                received_at = self.settings.now()
+                header = self._first_pass(row, archived, file_name, go_text, size, received_at, name)
+                if isinstance(header, FileRefused):  # the ack says why
+                    refused = header
+                    summary.outcome, summary.code, summary.message = "FILE_REFUSED", refused.code, refused.message
+                    summary.batch_id = getattr(refused, "batch_id", None)
+                    self._clean(go_path, go_text, data_path, seen)
+                    summary.seconds = time.monotonic() - begin
+                    _event("batch.refused", file=file_name, sha256=sha, code=refused.code, message=refused.message)
+                    return summary
+            _crash_point("acked")
+            summary.batch_id, summary.sender_id, summary.items = header.batch_id, header.sender_id, header.item_count
+            _event("batch.taken", file=file_name, sha256=sha, batch_id=header.batch_id, sender_id=header.sender_id,
+                   items=header.item_count, resumed_at=row.items_done or None, owner=self.owner)
+            self._second_pass(row, archived, file_name, header, summary)
+            result = self._result(row, header, file_name, sha)
+            with self.app.engine.begin() as connection:
+                if not batches.mark_done(connection, row.id, self.owner, result=result):
+                    raise LeaseLost()
+            _crash_point("done")
+            self._write(f"{name}.result.xml", result)
+            _crash_point("result")
+            self._clean(go_path, go_text, data_path, seen)
+        except LeaseLost:
+            summary.outcome = "BUSY"
+            _event("batch.lease_lost", file=file_name, sha256=sha, owner=self.owner)
+            return summary
+        summary.outcome = "DONE"
+        summary.seconds = time.monotonic() - begin
+        _event("batch.finished", file=file_name, sha256=sha, batch_id=header.batch_id, sender_id=header.sender_id,
+               items=header.item_count, seconds=round(summary.seconds, 3), **summary.counts)
+        self.progress.finished(summary)
+        return summary
+
+    def _archive(self, data_path: Path) -> tuple[str, int]:
+        """Copy the upload into the archive while hashing it; the archived copy is named by its SHA-256."""
+        archive = self.settings.archive
+        archive.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        aside = archive / f".upload.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        size = 0
+        with open(data_path, "rb") as source, open(aside, "wb") as out:
+            while chunk := source.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        sha = digest.hexdigest()
+        final = self._archived(sha, data_path.name)
+        if final.exists():
+            aside.unlink()
+        else:
+            os.replace(aside, final)
+        return sha, size
+
+    def _archived(self, sha: str, file_name: str) -> Path:
+        return self.settings.archive / (f"{sha}.xml.gz" if file_name.endswith(".gz") else f"{sha}.xml")
+
+    # -- the first pass: file-level checks, then the ack -----------------------
+
+    def _first_pass(self, row, archived: Path, file_name: str, go_text: bytes, size: int, received_at,
+                    name: str) -> _Header | FileRefused:
+        sha = row.file_sha256
+        header: _Header | None = None
+        try:
+            expected = go_text.decode("ascii", "replace").rstrip("\n")
+            if expected != sha:
+                raise FileRefused(f"the SHA-256 of {file_name} is {sha}, not the one in {name}.go "
+                                  f"({expected[:64]!r})", code="B001")
+            limit = self.settings.max_batch_bytes
+            if size > limit:
+                raise FileRefused(f"the file is {size} bytes, larger than the limit of {limit} bytes", code="B007")
+            header, count = self._scan(row, archived)
+            with self.app.engine.connect() as connection:
+                known = DirectoryReader(connection).sender_exists(header.sender_id)
+            if not known:
+                raise FileRefused(f"sender {header.sender_id} is not in the directory", code="B004")
+            if count != header.item_count:
+                raise FileRefused(f"the file holds {count} declarations, not ItemCount {header.item_count}",
+                                  code="B006")
+            with self.app.engine.connect() as connection:
+                other = batches.find_by_batch_id(connection, header.sender_id, header.batch_id)
+            if other is not None and other.id != row.id:
+                raise FileRefused(f"BatchId {header.batch_id} was already used by sender {header.sender_id} for "
+                                  f"a file with SHA-256 {other.file_sha256}", code="B005")
+            ack = self._sign(batch_xml.ack_element(batch_id=header.batch_id, file_name=file_name, file_sha256=sha,
+                                                   received_at=received_at))
+            try:
+                with self.app.engine.begin() as connection:
+                    if not batches.mark_received(connection, row.id, self.owner, sender_id=header.sender_id,
+                                                 batch_id=header.batch_id, item_count=header.item_count,
+                                                 received_at=received_at, ack=ack):
+                        raise LeaseLost()
+            except IntegrityError:  # the same BatchId taken by a concurrent file
+                raise FileRefused(f"BatchId {header.batch_id} was already used by sender {header.sender_id} for "
+                                  "another file", code="B005") from None
+            self._write(f"{name}.ack.xml", ack)
+            return header
+        except FileRefused as refusal:
+            batch_id = header.batch_id if header else getattr(refusal, "batch_id", None)
+            ack = self._sign(batch_xml.ack_element(batch_id=batch_id, file_name=file_name, file_sha256=sha,
+                                                   received_at=received_at, code=refusal.code,
+                                                   message=refusal.message))
+            with self.app.engine.begin() as connection:
+                if not batches.mark_refused(connection, row.id, self.owner, code=refusal.code,
+                                            received_at=received_at, ack=ack):
+                    raise LeaseLost()
+            self._write(f"{name}.ack.xml", ack)
+            refusal.batch_id = batch_id
+            return refusal
+
+    def _scan(self, row, archived: Path) -> tuple[_Header, int]:
+        """Stream the whole file once: the header (B003), well-formed to the end (B002), the count."""
+        header = None
+        count = 0
+        beat = time.monotonic()
+        items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes)
+        try:
+            for element in items:
+                if header is None:
+                    header = self._header(element)
+                    continue
+                if element.tag not in ns.KIND_BY_ROOT:
+                    raise FileRefused(f"element {count + 2} of the Batch is {etree.QName(element).localname} "
+                                      f"in {etree.QName(element).namespace}, not a Dimona, DmfA or SocialRisk",
+                                      code="B002")
+                count += 1
+                if time.monotonic() - beat > HEARTBEAT_SECONDS:  # a long file: keep the claim alive
+                    beat = time.monotonic()
+                    with self.app.engine.begin() as connection:
+                        if not batches.heartbeat(connection, row.id, self.owner, time.time() + LEASE_SECONDS):
+                            raise LeaseLost()
+        except FileRefused as refusal:
+            refusal.batch_id = header.batch_id if header else None
+            raise
+        finally:
+            items.close()
+        if header is None:
+            raise FileRefused("the Batch has no BatchHeader", code="B003")
+        return header, count
+
+    def _header(self, element: etree._Element) -> _Header:
+        if element.tag != HEADER:
+            raise FileRefused(f"the Batch starts with {etree.QName(element).localname}, not a BatchHeader",
+                              code="B003")
+        problems = schemas.problems(element)
+        if problems:
+            raise FileRefused("; ".join(f"{p.location}: {p.message}" for p in problems), code="B003")
+        text = lambda name: element.findtext(f"{{{ns.BATCH}}}{name}").strip()  # noqa: E731
+        return _Header(text("BatchId"), text("SenderId"), int(text("ItemCount")))
+
+    # -- the second pass: each declaration through the pipeline ------------------
+
+    def _second_pass(self, row, archived: Path, file_name: str, header: _Header, summary: Summary) -> None:
+        with self.app.engine.connect() as connection:
+            done = batches.items_stored(connection, row.id)
+        counts = {"ACCEPTED": 0, "ACCEPTED_WITH_WARNINGS": 0, "REFUSED": 0}
+        self.progress.started(summary, header.item_count, done)
+        ingest = self.app.ingest
+        max_item = self.settings.max_item_bytes
+        items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes)
+        position = 0
+        try:
+            next(items)  # the header, checked in the first pass
+            for element in items:
+                position += 1
+                if position <= done:
+                    continue
+                data = etree.tostring(element, with_tail=False)
+
+                def record(connection, receipt, position=position):
+                    batches.add_item(connection, row.id, position, receipt.outcome.declaration_id)
+                    if not batches.heartbeat(connection, row.id, self.owner, time.time() + LEASE_SECONDS,
+                                             items_done=position):
+                        raise LeaseLost()
+
+                receipt = ingest.submit(data, channel="BATCH", element=element, max_bytes=max_item,
+                                        batch_sender_id=header.sender_id, batch_id=header.batch_id,
+                                        on_decided=record)
+                counts[receipt.outcome.status] = counts.get(receipt.outcome.status, 0) + 1
+                self.progress.advanced(receipt.outcome.status)
+                _crash_point(f"item:{position}")
+        finally:
+            items.close()
+        summary.counts = {k.lower(): v for k, v in counts.items()}
+
+    def _result(self, row, header: _Header, file_name: str, sha: str) -> bytes:
+        element = batch_xml.result_element(batch_id=header.batch_id, file_name=file_name, file_sha256=sha,
+                                           signed_results=batches.signed_results(self.app.engine, row.id))
+        return self._sign(element)
+
+    # -- outbox and inbox ---------------------------------------------------------
+
+    def _sign(self, element: etree._Element) -> bytes:
+        return to_bytes(self.app.signer.sign(element))
+
+    def _write(self, name: str, data: bytes) -> None:
+        write_atomic(self.settings.outbox, name, data)
+
+    def _answer(self, name: str, ack: bytes | None, result: bytes | None) -> None:
+        if ack:
+            self._write(f"{name}.ack.xml", ack)
+        if result:
+            self._write(f"{name}.result.xml", result)
+
+    def _clean(self, go_path: Path, go_text: bytes, data_path: Path, seen: os.stat_result) -> None:
+        """Remove the taken upload from the inbox (the bytes are in the archive): the .go first, so that
+        the file is never taken again; each only if it is still the one taken (not a new upload)."""
+        try:
+            if go_path.read_bytes() == go_text:
+                go_path.unlink()
+        except FileNotFoundError:
+            pass
+        try:
+            now = data_path.stat()
+            if (now.st_size, now.st_mtime_ns, now.st_ino) == (seen.st_size, seen.st_mtime_ns, seen.st_ino):
+                data_path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def process_inbox_once(app, progress: Progress | None = None) -> list[Summary]:
+    """Take every complete batch in the inbox now, one after the other; a summary per file seen.
+
+    For ``serve``: call it in a background loop (e.g. every few seconds). Safe to run in several
+    processes at once over one database and one inbox: each file is claimed by exactly one.
+    """
+    return Inbox(app, progress).run_once()
+
+
+def put(settings, source: Path) -> Path:
+    """``batch put``: copy a batch file into the inbox as a sender would: NAME.xml[.gz] aside, renamed,
+    then NAME.go with its SHA-256."""
+    file_name = source.name
+    if file_name.endswith(".xml.gz"):
+        name = file_name[:-7]
+    elif file_name.endswith(".xml"):
+        name = file_name[:-4]
+    else:
+        raise ValueError(f"{file_name}: a batch file is NAME.xml or NAME.xml.gz")
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(f"{file_name}: {problem}")
+    data = source.read_bytes()
+    write_atomic(settings.inbox, file_name, data)
+    write_atomic(settings.inbox, f"{name}.go", (hashlib.sha256(data).hexdigest() + "\n").encode())
+    return settings.inbox / file_name

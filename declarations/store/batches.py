@@ -1,0 +1,170 @@
+"""The batch repository: one row per batch file (claim, lease, answers) and its items.
+
+Claiming a file is a database operation, never a lock file, so several
+processes (``batch run``, ``serve``) on several machines can share one inbox
+folder and one PostgreSQL database. The row of a file is keyed by the
+SHA-256 of the file as uploaded; whoever inserts it, or takes it over once
+the lease of its owner ran out (or its owner process died on this host),
+owns it. Every write of the owner checks that it still owns the row
+(``owner = :me``), so a process that lost its lease cannot write any more.
+
+On PostgreSQL the row is read ``FOR UPDATE`` in the claim transaction; on
+SQLite ``BEGIN IMMEDIATE`` (database.py) serialises the claim transactions.
+Every function runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from declarations.store import tables as t
+from declarations.store.database import is_sqlite
+
+CLAIMED, RECEIVED, DONE, REFUSED = "CLAIMED", "RECEIVED", "DONE", "REFUSED"
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    id: int
+    file_sha256: str
+    file_name: str
+    status: str
+    owner: str | None
+    lease_until: float | None
+    sender_id: str | None
+    batch_id: str | None
+    item_count: int | None
+    items_done: int
+    received_at: dt.datetime | None
+    code: str | None
+    ack: bytes | None
+    result: bytes | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the claim found. ``decision``: NEW, RESUME (an unfinished batch whose owner is gone),
+    AGAIN (a refused file uploaded again: checked afresh), RETRY (done: re-issue its answers),
+    BUSY (another live process holds it)."""
+    decision: str
+    row: BatchRow | None
+
+
+def _row(result) -> BatchRow | None:
+    return None if result is None else BatchRow(**{k: result._mapping[k] for k in BatchRow.__dataclass_fields__})
+
+
+def find(connection: Connection, file_sha256: str) -> BatchRow | None:
+    return _row(connection.execute(select(*t.batch.c).where(t.batch.c.file_sha256 == file_sha256)).first())
+
+
+def get(connection: Connection, batch_pk: int) -> BatchRow | None:
+    return _row(connection.execute(select(*t.batch.c).where(t.batch.c.id == batch_pk)).first())
+
+
+def find_by_batch_id(connection: Connection, sender_id: str, batch_id: str) -> BatchRow | None:
+    return _row(connection.execute(select(*t.batch.c).where(
+        t.batch.c.sender_id == sender_id, t.batch.c.batch_id == batch_id)).first())
+
+
+def claim(engine: Engine, *, file_sha256: str, file_name: str, owner: str, now: float, lease_seconds: float,
+          owner_is_gone: Callable[[str], bool]) -> Claim:
+    """Claim the file with this SHA-256 for ``owner``, in one transaction."""
+    b = t.batch
+    until = now + lease_seconds
+    with engine.begin() as connection:
+        row = _row(connection.execute(select(*b.c).where(b.c.file_sha256 == file_sha256).with_for_update()).first())
+        if row is None:
+            dialect_insert = sqlite_insert if is_sqlite(connection) else pg_insert
+            inserted = connection.execute(dialect_insert(b).values(
+                file_sha256=file_sha256, file_name=file_name, status=CLAIMED, owner=owner, lease_until=until,
+                items_done=0).on_conflict_do_nothing().returning(b.c.id)).first()
+            if inserted is None:
+                return Claim("BUSY", None)  # another process inserted it meanwhile (PostgreSQL)
+            return Claim("NEW", find(connection, file_sha256))
+        if row.status == DONE:
+            return Claim("RETRY", row)
+        if row.status == REFUSED:
+            decision, values = "AGAIN", dict(status=CLAIMED, file_name=file_name, code=None, ack=None, result=None,
+                                            received_at=None, items_done=0)
+        elif row.owner is None or (row.lease_until or 0) < now or owner_is_gone(row.owner):
+            decision, values = "RESUME", {}
+        else:
+            return Claim("BUSY", row)
+        taken = connection.execute(update(b).where(b.c.id == row.id, _same_owner(row.owner))
+                                   .values(owner=owner, lease_until=until, **values)).rowcount
+        if taken != 1:
+            return Claim("BUSY", row)
+        return Claim(decision, get(connection, row.id))
+
+
+def _same_owner(owner: str | None):
+    return t.batch.c.owner.is_(None) if owner is None else t.batch.c.owner == owner
+
+
+def _owned(batch_pk: int, owner: str):
+    return update(t.batch).where(t.batch.c.id == batch_pk, t.batch.c.owner == owner)
+
+
+def heartbeat(connection: Connection, batch_pk: int, owner: str, lease_until: float,
+              items_done: int | None = None) -> bool:
+    """Extend the lease (and record progress); False when this owner lost the row."""
+    values = dict(lease_until=lease_until)
+    if items_done is not None:
+        values["items_done"] = items_done
+    return connection.execute(_owned(batch_pk, owner).values(**values)).rowcount == 1
+
+
+def mark_received(connection: Connection, batch_pk: int, owner: str, *, sender_id: str, batch_id: str,
+                  item_count: int, received_at: dt.datetime, ack: bytes) -> bool:
+    """The file-level checks passed and the ack is signed. A duplicate (sender_id, batch_id) raises
+    IntegrityError (B005)."""
+    return connection.execute(_owned(batch_pk, owner).values(
+        status=RECEIVED, sender_id=sender_id, batch_id=batch_id, item_count=item_count, received_at=received_at,
+        ack=ack)).rowcount == 1
+
+
+def mark_refused(connection: Connection, batch_pk: int, owner: str, *, code: str, received_at: dt.datetime,
+                 ack: bytes) -> bool:
+    """A file-level refusal: nothing of the file is stored; the row only keeps the signed ack."""
+    return connection.execute(_owned(batch_pk, owner).values(
+        status=REFUSED, code=code, received_at=received_at, ack=ack, sender_id=None, batch_id=None,
+        item_count=None, owner=None, lease_until=None)).rowcount == 1
+
+
+def mark_done(connection: Connection, batch_pk: int, owner: str, *, result: bytes) -> bool:
+    return connection.execute(_owned(batch_pk, owner).values(
+        status=DONE, result=result, owner=None, lease_until=None)).rowcount == 1
+
+
+def add_item(connection: Connection, batch_pk: int, position: int, declaration_id: int) -> None:
+    connection.execute(t.batch_item.insert().values(batch=batch_pk, position=position,
+                                                    declaration_id=declaration_id))
+
+
+def items_stored(connection: Connection, batch_pk: int) -> int:
+    return connection.execute(select(func.count()).select_from(t.batch_item)
+                              .where(t.batch_item.c.batch == batch_pk)).scalar_one()
+
+
+def signed_results(engine: Engine, batch_pk: int, chunk: int = 200) -> Iterator[bytes]:
+    """The stored signed DeclarationResult of each item, in file order, read a chunk at a time."""
+    i, d = t.batch_item, t.declaration
+    last = 0
+    while True:
+        with engine.connect() as connection:
+            rows = connection.execute(select(i.c.position, d.c.result).join(d, d.c.id == i.c.declaration_id)
+                                      .where(i.c.batch == batch_pk, i.c.position > last)
+                                      .order_by(i.c.position).limit(chunk)).all()
+        if not rows:
+            return
+        for position, result in rows:
+            yield bytes(result)
+        last = rows[-1].position
