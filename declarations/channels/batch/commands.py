@@ -89,17 +89,18 @@ def summary_line(s) -> str:
 
 
 def cmd_batch(app, args) -> int:
-    from declarations.channels.cli import UsageError
     from declarations.services import batch
 
-    if args.action == "put":
+    if args.action == "put":  # a usage error exits with 2 (operations.md)
         source = Path(args.file)
         if not source.is_file():
-            raise UsageError(f"cannot read {args.file}")
+            _say(f"declarations: cannot read {args.file}")
+            return 2
         try:
             placed = batch.put(app.settings, source)
         except ValueError as error:
-            raise UsageError(str(error)) from None
+            _say(f"declarations: {error}")
+            return 2
         _say(f"put {placed.name} and its .go in {app.settings.inbox}")
         return 0
     _ensure_log_handler()
