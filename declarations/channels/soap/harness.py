@@ -38,6 +38,10 @@ def prepare_home(home: Path, env: dict[str, str], directory: Path = DEMO_DIRECTO
         app.close()
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class Server:
     """``with Server(home, now=..., database_url=...) as server: server.url``"""
 
@@ -72,6 +76,14 @@ class Server:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.prepare:
             prepare_home(self.home, self.env)
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                self.port = free_port()  # another process took the free port meanwhile
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> "Server":
         log = open(self.log, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "declarations.channels.cli", "serve", "--bind", f"127.0.0.1:{self.port}",
@@ -80,6 +92,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if "Address already in use" in self.log_text():
+                    self.log.write_bytes(b"")
+                    raise _PortTaken()
                 raise RuntimeError(f"declarations serve exited with {self.process.returncode}:\n{self.log_text()}")
             try:
                 with urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as answer:
