@@ -8,31 +8,39 @@
   processes than cores keep the CPUs busy.
 - ``PROMETHEUS_MULTIPROC_DIR``: a fresh temporary folder unless already set,
   removed on exit; each dead worker is marked so its gauges do not linger.
-- ``BACKGROUND_TASKS``: callables ``task(settings, stop_event)`` run in their
-  own process each, started by the arbiter once it is ready and stopped (the
-  event set, then joined) when it exits. The batch inbox watcher registers
-  itself here (``register_background_task``).
+- ``BACKGROUND_TASKS``: ``"module:function"`` targets, each run as
+  ``function(settings, stop_event)`` in a process of its own (a fresh
+  interpreter: ``python -m declarations.channels.soap.background``), started
+  by the arbiter once it is ready, sent SIGTERM (which sets ``stop_event``)
+  and waited for when it exits. The batch inbox watcher is to register
+  itself here (``register_background_task``), e.g. from
+  declarations/channels/batch/commands.py, which the CLI imports before it
+  runs ``serve``.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
-from typing import Callable
 
 from gunicorn.app.base import BaseApplication
 
 from declarations.settings import Settings
 
-BackgroundTask = Callable[[Settings, "multiprocessing.synchronize.Event"], None]
-BACKGROUND_TASKS: list[tuple[str, BackgroundTask]] = []
+# "module:function" -> function(settings, stop_event), run in a fresh interpreter of its own.
+BACKGROUND_TASKS: list[tuple[str, str]] = []
 
 
-def register_background_task(name: str, task: BackgroundTask) -> None:
-    """Run ``task(settings, stop_event)`` in its own process for as long as ``serve`` runs."""
-    BACKGROUND_TASKS.append((name, task))
+def register_background_task(name: str, target: str) -> None:
+    """Run ``target`` ("package.module:function", called as ``function(settings, stop_event)``) in its own
+    process for as long as ``serve`` runs; ``stop_event`` (a ``threading.Event``) is set on SIGTERM."""
+    if ":" not in target:
+        raise ValueError(f"a background task is 'module:function', not {target!r}")
+    BACKGROUND_TASKS.append((name, target))
 
 
 def default_workers() -> int:
@@ -40,23 +48,27 @@ def default_workers() -> int:
 
 
 class _Background:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.stop = multiprocessing.Event()
-        self.processes: list[multiprocessing.Process] = []
+    """The background tasks' processes: plain subprocesses, not multiprocessing children, so that a
+    gunicorn worker forked from the arbiter neither inherits nor terminates them when it exits."""
+
+    def __init__(self):
+        self.processes: list[tuple[str, subprocess.Popen]] = []
 
     def start(self) -> None:
-        for name, task in BACKGROUND_TASKS:
-            process = multiprocessing.Process(target=task, args=(self.settings, self.stop), name=name, daemon=True)
-            process.start()
-            self.processes.append(process)
+        for name, target in BACKGROUND_TASKS:
+            process = subprocess.Popen([sys.executable, "-m", "declarations.channels.soap.background", name, target])
+            self.processes.append((name, process))
 
     def shutdown(self) -> None:
-        self.stop.set()
-        for process in self.processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.terminate()
+        for _name, process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _name, process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 class _Gunicorn(BaseApplication):
@@ -100,7 +112,7 @@ def serve(settings: Settings, *, bind: str, workers: int) -> int:
         "control_socket_disable": True,  # one fixed socket path per user: two servers would fight for it
     }
     try:
-        _Gunicorn(options, _Background(settings)).run()
+        _Gunicorn(options, _Background()).run()
     finally:
         if own_metrics_dir:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
