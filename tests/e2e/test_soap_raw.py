@@ -276,3 +276,12 @@ def test_metrics_count_requests_by_operation_and_status(server):
         re.search(r'declarations_soap_requests_total\{operation="SubmitDimona",status="Client"\} [1-9]', text)
     for bucket in ("0.05", "0.1", "0.25", "0.5", "1.0", "2.0"):
         assert f'declarations_soap_request_duration_seconds_bucket{{le="{bucket}",operation="SubmitDimona"}}' in text
+
+
+def test_the_committed_wsdl_loads_offline_with_its_relative_imports():
+    import zeep
+
+    client = zeep.Client(str(REPO / "wsdl" / "declarations.wsdl"))
+    operations = client.wsdl.services["DeclarationService"].ports["DeclarationPort"].binding._operations
+    assert sorted(operations) == sorted(["SubmitDimona", "SubmitDmfA", "SubmitSocialRisk", "GetDeclarationResult",
+                                         "Prefill"])
