@@ -27,4 +27,5 @@ def cmd_serve(app, args) -> int:
     # arbiter, before any worker starts; then let go of the arbiter's connections.
     app.init()
     app.close()
+    server.register_background_task("batch-inbox", "declarations.channels.batch.watch:watch_inbox")
     return server.serve(app.settings, bind=args.bind, workers=workers)

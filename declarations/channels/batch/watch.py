@@ -1,0 +1,48 @@
+"""The batch inbox watcher that ``declarations serve`` runs in a process of its own.
+
+Polls the inbox every DECLARATIONS_INBOX_POLL_SECONDS (default 2 s) and takes
+what is complete there (``process_inbox_once``); the batch service logs one
+structured line per batch taken and finished. Several engines may watch the
+same inbox over one database: each file is claimed by exactly one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from declarations.bootstrap import App
+from declarations.services.batch import process_inbox_once
+from declarations.settings import Settings
+
+log = logging.getLogger("declarations.batch.watch")
+DEFAULT_POLL_SECONDS = 2.0
+
+
+def poll_seconds() -> float:
+    value = os.environ.get("DECLARATIONS_INBOX_POLL_SECONDS")
+    try:
+        seconds = float(value) if value else DEFAULT_POLL_SECONDS
+    except ValueError:
+        seconds = -1
+    if seconds <= 0:
+        log.warning("DECLARATIONS_INBOX_POLL_SECONDS=%r is not a positive number: using %s s", value,
+                    DEFAULT_POLL_SECONDS)
+        return DEFAULT_POLL_SECONDS
+    return seconds
+
+
+def watch_inbox(settings: Settings, stop: threading.Event) -> None:
+    app = App(settings)
+    interval = poll_seconds()
+    log.info("watching %s every %s s", settings.inbox, interval)
+    try:
+        while not stop.is_set():
+            try:
+                process_inbox_once(app)
+            except Exception:  # one bad pass must not stop the watcher; the next pass retries
+                log.exception("inbox pass failed; retrying in %s s", interval)
+            stop.wait(interval)
+    finally:
+        app.close()
