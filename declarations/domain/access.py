@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from declarations.domain.directory import DirectoryAuthorization as Authorization  # the directory's own
+
 
 @dataclass(frozen=True)
 class RegisterEntry:
@@ -22,13 +24,6 @@ class RegisterEntry:
     capacity: str
     valid_from: dt.date
     valid_to: dt.date | None
-
-
-@dataclass(frozen=True)
-class Authorization:
-    institution_id: str
-    capacity: str
-    data_type: str
 
 
 @dataclass(frozen=True)
