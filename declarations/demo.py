@@ -16,6 +16,7 @@ from typing import TextIO
 from declarations import samples
 from declarations.bootstrap import App
 from declarations.domain.model import Quarter
+from declarations.services.archive import received_count
 from declarations.services.social_risks import stored_reference
 from declarations.settings import brussels_today
 from declarations.xmlio.results import to_bytes
@@ -31,6 +32,9 @@ def run(app: App, *, out: TextIO) -> int:
     app.init()
     directory.load(app.engine, (DEMO / "directory.xml").read_bytes())
     print(f"store: {app.settings.database_url}\ndirectory: {DEMO / 'directory.xml'} loaded\n", file=out)
+    if received_count(app.engine):
+        print(f"note: this store already holds earlier declarations: a demo of another day refuses what would\n"
+              f"overlap them (D002, M002). Remove {app.settings.home} for a fresh start.\n", file=out)
     signer = Signer.from_files(DEMO / "keys" / "sender-1001.key.pem", DEMO / "keys" / "sender-1001.cert.pem")
     now = app.settings.now()
     today = brussels_today(now)

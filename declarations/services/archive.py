@@ -33,3 +33,11 @@ def archived(engine: Engine, declaration_id: int) -> Archived | None:
         return None
     return Archived(row.id, row.received_at, row.channel, row.kind, row.sender_id, row.message_id, row.status,
                     bytes(row.original), bytes(row.result))
+
+
+def received_count(engine: Engine) -> int:
+    """How many messages the archive holds."""
+    from sqlalchemy import func
+
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(t.declaration)).scalar_one()
