@@ -22,7 +22,6 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-import os
 import resource
 import subprocess
 import sys

@@ -33,7 +33,6 @@ import datetime as dt
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile

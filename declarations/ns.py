@@ -8,6 +8,9 @@ RESULT = "urn:declarations:result:v1"
 INSTITUTION = "urn:declarations:institution:v1"
 DIRECTORY = "urn:declarations:directory:v1"
 DS = "http://www.w3.org/2000/09/xmldsig#"
+# The real-time service's own (docs/soap.md): the SOAP Body wrappers, and the signed lookup requests.
+SERVICE = "urn:declarations:service:v1"
+LOOKUP = "urn:declarations:lookup:v1"
 
 # Root element (Clark notation) -> declaration kind as written in results.
 KIND_BY_ROOT = {

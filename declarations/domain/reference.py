@@ -9,11 +9,12 @@ latest OccupationStartingDate (ties: highest OccupationSequenceNbr).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Sequence
 
-from declarations.domain.model import ReferenceData
+from declarations.domain.model import Quarter, ReferenceData
 from declarations.domain.money import divide
-from declarations.domain.ports import QuarterSnapshot
+from declarations.domain.ports import QuarterSnapshot, StoredData
 
 QUARTERS_TAKEN = 4
 
@@ -30,3 +31,8 @@ def derive(history: Sequence[QuarterSnapshot]) -> ReferenceData | None:
     occupation = max(latest.occupations, key=lambda o: (o.starting_date, o.sequence))
     fraction = occupation.mean_working_hours * 10000 // occupation.ref_mean_working_hours
     return ReferenceData(gross, fraction, occupation.joint_commission)
+
+
+def reference_for(stored: StoredData, employer: str, inss: str, event_date: dt.date) -> ReferenceData | None:
+    """What the engine derives for this employer, worker and EventDate (the rule and Prefill)."""
+    return derive(stored.dmfa_history(employer, inss, Quarter.of(event_date), QUARTERS_TAKEN))

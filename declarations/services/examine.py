@@ -90,6 +90,16 @@ def certificate_validity(certificate: x509.Certificate, now: dt.datetime, locati
     return []
 
 
+def signer_anomalies(fingerprints: frozenset[str], verified: signature.VerifiedDocument, sender_id: str,
+                     now: dt.datetime, location: str) -> list[Anomaly]:
+    """Stage 2, after the signature verifies: the certificate is registered for the
+    SenderId (S003), then valid at the reception moment (S004)."""
+    if verified.fingerprint not in fingerprints:
+        return [anomaly("S003", f"the signing certificate (SHA-256 {verified.fingerprint}) is not registered for "
+                        f"sender {sender_id}", location)]
+    return certificate_validity(verified.certificate, now, location)
+
+
 def signature_location(kind: str | None) -> str:
     root = {"DIMONA": "/Dimona", "DMFA": "/DmfA", "DRS": "/SocialRisk"}.get(kind or "", "")
     return f"{root}/Signature"

@@ -21,7 +21,7 @@ from declarations.domain.outcome import Outcome
 from declarations.domain.rules import RuleContext, kind_rules
 from declarations.domain.rules.common import directory_anomalies
 from declarations.domain.rules.social_risk import derived_reference
-from declarations.services.examine import Examined, certificate_validity, examine, signature_location
+from declarations.services.examine import Examined, examine, signature_location, signer_anomalies
 from declarations.settings import Settings, brussels_today
 from declarations.store import facts
 from declarations.store.database import lock_employer
@@ -88,13 +88,10 @@ class Ingest:
         directory = DirectoryReader(connection)
         if header is not None and header.sender_id:
             # Stage 2, continued: who signed (S003), and when (S004).
-            where = signature_location(ex.kind)
-            if ex.verified.fingerprint not in directory.sender_fingerprints(header.sender_id):
-                return refuse([anomaly("S003", f"the signing certificate (SHA-256 {ex.verified.fingerprint}) is "
-                                       f"not registered for sender {header.sender_id}", where)])
-            expired = certificate_validity(ex.verified.certificate, now, where)
-            if expired:
-                return refuse(expired)
+            untrusted = signer_anomalies(directory.sender_fingerprints(header.sender_id), ex.verified,
+                                         header.sender_id, now, signature_location(ex.kind))
+            if untrusted:
+                return refuse(untrusted)
         declaration_id = None
         if ex.keyed:
             first = facts.find_by_key(connection, header.sender_id, header.message_id)

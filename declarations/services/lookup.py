@@ -33,17 +33,19 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
+from declarations import ns
 from declarations.domain.identifiers import inss_is_valid, noss_nbr_is_valid
-from declarations.domain.model import Quarter, ReferenceData
-from declarations.domain.reference import derive
+from declarations.domain.model import ReferenceData
+from declarations.domain.reference import reference_for
+from declarations.domain.rules.common import may_declare
 from declarations.exceptions import SignatureError
-from declarations.services.examine import certificate_validity
+from declarations.services.examine import signer_anomalies
 from declarations.settings import Settings, brussels_today
 from declarations.store import tables as t
 from declarations.store.views import DirectoryReader, StoredView
 from declarations.xmlio import parsing, signature
 
-LOOKUP_NS = "urn:declarations:lookup:v1"
+LOOKUP_NS = ns.LOOKUP
 _UNAUTHENTICATED = {"S001", "S002", "S003", "S004"}
 
 
@@ -83,12 +85,10 @@ def _authenticate(connection: Connection, element: etree._Element, now: dt.datet
         raise Refused(error.code, error.message, sender_id=claimed_sender, message_id=claimed_message) from None
     signed = verified.signed
     sender_id, message_id = _text(signed, "SenderId"), _text(signed, "MessageId")
-    if not sender_id or verified.fingerprint not in DirectoryReader(connection).sender_fingerprints(sender_id):
-        raise Refused("S003", f"the signing certificate (SHA-256 {verified.fingerprint}) is not registered for "
-                      f"sender {sender_id}", sender_id=sender_id, message_id=message_id)
-    expired = certificate_validity(verified.certificate, now, where)
-    if expired:
-        raise Refused("S004", expired[0].message, sender_id=sender_id, message_id=message_id)
+    fingerprints = DirectoryReader(connection).sender_fingerprints(sender_id) if sender_id else frozenset()
+    untrusted = signer_anomalies(fingerprints, verified, sender_id, now, where)
+    if untrusted:
+        raise Refused(untrusted[0].code, untrusted[0].message, sender_id=sender_id, message_id=message_id)
     return signed
 
 
@@ -141,9 +141,8 @@ def prefill(engine: Engine, settings: Settings, element: etree._Element) -> Pref
         directory = DirectoryReader(connection)
         if directory.registered_enterprise_nbr(employer) is False:
             raise refuse("C004", f"employer {employer} is not in the directory")
-        if directory.sender_employer(sender_id) != employer and not any(
-                m.covers("DRS", today) for m in directory.mandates(sender_id, employer)):
+        if not may_declare(directory, sender_id, employer, "DRS", today):
             raise refuse("S005", f"sender {sender_id} holds no mandate from employer {employer} for DRS on "
                          f"{today.isoformat()}")
-        history = StoredView(connection, t.PROD).dmfa_history(employer, inss, Quarter.of(event_date))
-    return PrefillAnswer(sender_id, message_id, employer, inss, event_date, now, derive(history))
+        reference = reference_for(StoredView(connection, t.PROD), employer, inss, event_date)
+    return PrefillAnswer(sender_id, message_id, employer, inss, event_date, now, reference)

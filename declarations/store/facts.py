@@ -16,10 +16,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from declarations.domain.model import (DimonaCancel, DimonaIn, DimonaOut, DimonaUpdate, Dimona, DmfA,
+from declarations.domain.model import (DimonaIn, DimonaOut, DimonaUpdate, Dimona, DmfA,
                                        ReferenceData, SocialRisk)
-from declarations.domain.ports import StoredPeriod
-from declarations.domain.rules.dimona import apply_out, apply_update
+from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
 from declarations.store import tables as t
 from declarations.store.database import is_sqlite
 from declarations.store.views import StoredView
@@ -115,7 +114,7 @@ def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, sc
     elif isinstance(action, DimonaUpdate):
         changed, label = apply_update(current, action), "UPDATE"
     else:
-        changed, label = _cancelled(current), "CANCEL"
+        changed, label = apply_cancel(current), "CANCEL"
     version = current.version + 1
     connection.execute(update(p).where(p.c.period_id == current.period_id).values(
         starting_date=changed.starting_date, ending_date=changed.ending_date,
@@ -124,11 +123,6 @@ def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, sc
     _version(connection, current.period_id, version, declaration_id, label, changed.starting_date,
              changed.ending_date, changed.joint_commission, changed.planned_hours, changed.cancelled)
     return current.period_id
-
-
-def _cancelled(period: StoredPeriod) -> StoredPeriod:
-    from dataclasses import replace
-    return replace(period, cancelled=True)
 
 
 def _version(connection, period_id, version, declaration_id, action, start, end, jc, hours, cancelled) -> None:

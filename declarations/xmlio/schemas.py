@@ -46,6 +46,10 @@ SCHEMA_FILES: dict[str, str] = {
     ns.qn(ns.RESULT, "BatchResult"): "result.xsd",
     ns.qn(ns.RESULT, "ReferenceData"): "result.xsd",
     ns.qn(ns.DIRECTORY, "Directory"): "directory.xsd",
+    **{ns.qn(ns.SERVICE, wrapper): "declaration-service.xsd"
+       for wrapper in ("SubmitDimona", "SubmitDmfA", "SubmitSocialRisk", "GetDeclarationResult", "Prefill")},
+    **{ns.qn(ns.LOOKUP, root): "lookup.xsd"
+       for root in ("DeclarationResultRequest", "PrefillRequest", "PrefillResult", "Refusal")},
 }
 
 # The schema documents are local files of our own; still, nothing is
@@ -120,12 +124,16 @@ def problems(element: etree._Element) -> list[SchemaProblem]:
     tag = element.tag
     if not isinstance(tag, str) or tag not in SCHEMA_FILES:
         return [SchemaProblem("/", _unknown_root(tag))]
-    document = _standalone(element)
     pool = _pool(SCHEMA_FILES[tag])
     schema = pool.acquire()
     try:
-        if schema.validate(document):
+        # In place first: lxml validates an element as its own root without copying it,
+        # which is all a valid declaration (the usual case) costs. Only a failure pays
+        # for a standalone copy, whose error paths give locations from its own root.
+        if schema.validate(element):
             return []
+        document = _standalone(element)
+        schema.validate(document)
         entries = list(schema.error_log)
     finally:
         pool.release(schema)

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from lxml import etree
 from sqlalchemy import func, select
 
 from declarations import ns, samples

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import pytest
 import xmlschema
 from sqlalchemy import func, select
 

@@ -28,26 +28,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from lxml import etree
 
+from declarations import ns
 from declarations.channels.soap import faults
 from declarations.channels.soap.faults import SOAP_ENV
 from declarations.exceptions import MalformedXml, TooLarge
-from declarations.xmlio import parsing
+from declarations.xmlio import parsing, schemas
 
-SERVICE_NS = "urn:declarations:service:v1"
-LOOKUP_NS = "urn:declarations:lookup:v1"
+SERVICE_NS = ns.SERVICE
+LOOKUP_NS = ns.LOOKUP
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
 
 OPERATIONS = ("SubmitDimona", "SubmitDmfA", "SubmitSocialRisk", "GetDeclarationResult", "Prefill")
 # The element each signed-request operation carries (its wrapper takes any element of the lookup namespace).
 REQUEST_ELEMENT = {"GetDeclarationResult": "DeclarationResultRequest", "Prefill": "PrefillRequest"}
-
-REPO = Path(__file__).resolve().parents[3]
-SERVICE_XSD = REPO / "xsd" / "declaration-service.xsd"
 
 _DRAIN_LIMIT = 64 * 1024 * 1024  # read and drop at most this much of a refused body, then close
 
@@ -57,19 +54,6 @@ class Request:
     operation: str
     payload: etree._Element     # the wrapper's one child: the declaration or the signed request
     raw: bytes                  # the HTTP body as received
-
-
-_schema: etree.XMLSchema | None = None
-
-
-def service_schema() -> etree.XMLSchema:
-    """The committed XSD, compiled once per process (a sync worker validates one request at a time)."""
-    global _schema
-    if _schema is None:
-        # The project's own file, read by libxml2 with no network and no DTD.
-        parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
-        _schema = etree.XMLSchema(etree.ElementTree(file=str(SERVICE_XSD), parser=parser))
-    return _schema
 
 
 def _content_type_ok(value: str) -> bool:
@@ -162,11 +146,11 @@ def _operation(envelope: etree._Element) -> tuple[str, etree._Element]:
                     f"this service has {', '.join(OPERATIONS)} in {SERVICE_NS}")
         raise faults.client(hint)
     operation = name.localname
-    schema = service_schema()
-    if not schema.validate(wrapper):
-        first = schema.error_log[0] if schema.error_log else None
-        detail = _clean(first.message) if first is not None else "invalid"
-        raise faults.client(f"the {operation} Body is not valid against declaration-service.xsd: {detail}")
+    problems = schemas.problems(wrapper)  # the committed xsd/declaration-service.xsd (and lookup.xsd)
+    if problems:
+        first = problems[0]
+        raise faults.client(f"the {operation} Body is not valid against declaration-service.xsd: "
+                            f"{first.message} (at {first.location})")
     payload = _elements(wrapper)[0]
     expected = REQUEST_ELEMENT.get(operation)
     if expected and payload.tag != f"{{{LOOKUP_NS}}}{expected}":
@@ -183,9 +167,3 @@ def _must_understand(header: etree._Element) -> None:
             raise faults.Fault("MustUnderstand", f"header block {name.localname} ({name.namespace or 'no namespace'})"
                                " is marked mustUnderstand and this service understands no header block")
 
-
-_CLARK = re.compile(r"\{[A-Za-z][^{}\s']*\}")
-
-
-def _clean(message: str) -> str:
-    return _CLARK.sub("", message or "").strip()

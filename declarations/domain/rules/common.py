@@ -34,6 +34,13 @@ def identifier_anomalies(declaration: Declaration) -> Iterator[Anomaly]:
                       f"{root}/Employer/NOSSRegistrationNbr")
 
 
+def may_declare(directory: DirectoryView, sender_id: str, noss: str, kind: str, day: dt.date) -> bool:
+    """The sender is the employer itself, or holds a mandate from it for this kind on that day (S005)."""
+    if directory.sender_employer(sender_id) == noss:
+        return True
+    return any(m.covers(kind, day) for m in directory.mandates(sender_id, noss))
+
+
 def directory_anomalies(declaration: Declaration, directory: DirectoryView, today: dt.date,
                         *, batch_sender_id: str | None = None) -> Iterator[Anomaly]:
     employer = declaration.employer
@@ -52,8 +59,6 @@ def directory_anomalies(declaration: Declaration, directory: DirectoryView, toda
             and employer.enterprise_nbr != registered):
         yield anomaly("C007", f"enterprise number {employer.enterprise_nbr} is not the one registered for employer "
                       f"{employer.noss} ({registered})", f"{root}/Employer/EnterpriseNbr")
-    if directory.sender_employer(sender_id) == employer.noss:
-        return  # the employer declares for itself
-    if not any(m.covers(declaration.kind, today) for m in directory.mandates(sender_id, employer.noss)):
+    if not may_declare(directory, sender_id, employer.noss, declaration.kind, today):
         yield anomaly("S005", f"sender {sender_id} holds no mandate from employer {employer.noss} for "
                       f"{declaration.kind} on {today.isoformat()}", f"{root}/Header/SenderId")

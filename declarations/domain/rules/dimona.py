@@ -145,3 +145,7 @@ def apply_update(period: StoredPeriod, action: DimonaUpdate) -> StoredPeriod:
 
 def apply_out(period: StoredPeriod, action: DimonaOut) -> StoredPeriod:
     return replace(period, ending_date=action.ending_date)
+
+
+def apply_cancel(period: StoredPeriod) -> StoredPeriod:
+    return replace(period, cancelled=True)

@@ -3,12 +3,11 @@ from the catalogue (domain/scenarios.py), not from code here."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Iterator
 
 from declarations.domain.anomalies import Anomaly, anomaly
-from declarations.domain.model import Quarter, ReferenceData, SocialRisk
-from declarations.domain.reference import derive
+from declarations.domain.model import ReferenceData, SocialRisk
+from declarations.domain.reference import reference_for
 from declarations.domain.rules import RuleContext
 from declarations.domain.rules.dimona import overlaps
 from declarations.domain.scenarios import Coherence
@@ -19,8 +18,7 @@ EVENT_HORIZON_DAYS = 30
 def derived_reference(risk: SocialRisk, ctx: RuleContext) -> ReferenceData | None:
     if ctx.stored is None:
         return None
-    history = ctx.stored.dmfa_history(risk.employer.noss, risk.inss, Quarter.of(risk.event_date))
-    return derive(history)
+    return reference_for(ctx.stored, risk.employer.noss, risk.inss, risk.event_date)
 
 
 def check(risk: SocialRisk, ctx: RuleContext) -> Iterator[Anomaly]:
