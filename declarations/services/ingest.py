@@ -27,7 +27,8 @@ from declarations.store import facts
 from declarations.store.database import lock_employer
 from declarations.store.tables import scope_of
 from declarations.store.views import DirectoryReader, StoredView
-from declarations.xmlio.results import result_element, to_bytes
+from declarations.xmlio.parsing import parse
+from declarations.xmlio.results import read_result, result_element, to_bytes
 from declarations.xmlio.signature import Signer
 
 
@@ -36,11 +37,8 @@ class Receipt:
     """A decided declaration: its outcome and the signed DeclarationResult."""
     outcome: Outcome
     signed_result: etree._Element
+    result_bytes: bytes            # exactly as stored (and as a retry returns it)
     retry: bool = False
-
-    @property
-    def result_bytes(self) -> bytes:
-        return to_bytes(self.signed_result)
 
 
 class Ingest:
@@ -158,21 +156,14 @@ class Ingest:
             message_id=header.message_id if header else None, sender_id=header.sender_id if header else None,
             kind=ex.kind, environment=header.environment if header else None, period_id=period_id)
         signed = self.signer.sign(result_element(outcome))
-        facts.finish_declaration(connection, declaration_id, status=outcome.status, result=to_bytes(signed))
-        return Receipt(outcome, signed)
+        stored = to_bytes(signed)
+        facts.finish_declaration(connection, declaration_id, status=outcome.status, result=stored)
+        return Receipt(outcome, signed, stored)
 
     def _retry(self, first: facts.StoredResult) -> Receipt:
-        from declarations.xmlio.parsing import parse
-        from declarations.xmlio.results import read_result
-
+        """The first result again, byte for byte (a safe retry stores nothing)."""
         signed = parse(first.result)
-        fields = read_result(signed)
-        outcome = Outcome(
-            declaration_id=fields["declaration_id"], received_at=dt.datetime.fromisoformat(fields["received_at"]),
-            anomalies=tuple(fields["anomalies"]), message_id=fields["message_id"], sender_id=fields["sender_id"],
-            kind=fields["kind"], environment=fields["environment"], period_id=fields["period_id"],
-            status=fields["status"])
-        return Receipt(outcome, signed, retry=True)
+        return Receipt(read_result(signed), signed, bytes(first.result), retry=True)
 
 
 class _KeyTaken(Exception):

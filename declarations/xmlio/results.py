@@ -49,23 +49,21 @@ def results_wrapper(results: Iterable[etree._Element]) -> etree._Element:
     return root
 
 
-def read_result(root: etree._Element) -> dict:
-    """A DeclarationResult as a dict (for tests, the CLI summary and institutions)."""
+def read_result(root: etree._Element) -> Outcome:
+    """The inverse of ``result_element``: a stored DeclarationResult as an Outcome."""
     def text(name):
         return root.findtext(f"{{{R}}}{name}")
-    return {
-        "declaration_id": int(text("DeclarationId")),
-        "message_id": text("MessageId"),
-        "sender_id": text("SenderId"),
-        "kind": text("Kind"),
-        "environment": text("Environment"),
-        "status": text("Status"),
-        "received_at": text("ReceivedAt"),
-        "period_id": int(text("PeriodId")) if text("PeriodId") else None,
-        "anomalies": [Anomaly(a.findtext(f"{{{R}}}Code"), Severity(a.findtext(f"{{{R}}}Severity")),
-                              a.findtext(f"{{{R}}}Message"), a.findtext(f"{{{R}}}Location"))
-                      for a in root.iterchildren(f"{{{R}}}Anomaly")],
-    }
+    return Outcome(
+        declaration_id=int(text("DeclarationId")),
+        received_at=dt.datetime.fromisoformat(text("ReceivedAt")),
+        anomalies=tuple(Anomaly(a.findtext(f"{{{R}}}Code"), Severity(a.findtext(f"{{{R}}}Severity")),
+                                a.findtext(f"{{{R}}}Message"), a.findtext(f"{{{R}}}Location"))
+                        for a in root.iterchildren(f"{{{R}}}Anomaly")),
+        message_id=text("MessageId"), sender_id=text("SenderId"), kind=text("Kind"),
+        environment=text("Environment"),
+        period_id=int(text("PeriodId")) if text("PeriodId") else None,
+        status=text("Status"),
+    )
 
 
 def to_bytes(element: etree._Element) -> bytes:
