@@ -12,30 +12,22 @@ from lxml import etree
 
 from declarations import ns
 from declarations.xmlio.parsing import parse
-from declarations.xmlio.results import xml_datetime
+from declarations.xmlio.results import add_text, xml_datetime
 
 R = ns.RESULT
 _SIGNATURE = f"{{{ns.DS}}}Signature"
 
 
-def _sub(parent: etree._Element, name: str, value) -> etree._Element | None:
-    if value is None:
-        return None
-    child = etree.SubElement(parent, f"{{{R}}}{name}")
-    child.text = str(value)
-    return child
-
-
 def ack_element(*, batch_id: str | None, file_name: str, file_sha256: str, received_at: dt.datetime,
                 code: str | None = None, message: str | None = None) -> etree._Element:
     root = etree.Element(f"{{{R}}}BatchAck", nsmap={None: R})
-    _sub(root, "BatchId", batch_id)
-    _sub(root, "FileName", file_name)
-    _sub(root, "FileSha256", file_sha256)
-    _sub(root, "ReceivedAt", xml_datetime(received_at))
-    _sub(root, "Status", "FILE_REFUSED" if code else "RECEIVED")
-    _sub(root, "Code", code)
-    _sub(root, "Message", message)
+    add_text(root, "BatchId", batch_id)
+    add_text(root, "FileName", file_name)
+    add_text(root, "FileSha256", file_sha256)
+    add_text(root, "ReceivedAt", xml_datetime(received_at))
+    add_text(root, "Status", "FILE_REFUSED" if code else "RECEIVED")
+    add_text(root, "Code", code)
+    add_text(root, "Message", message)
     return root
 
 
@@ -43,10 +35,10 @@ def result_element(*, batch_id: str, file_name: str, file_sha256: str,
                    signed_results: Iterable[bytes]) -> etree._Element:
     """The unsigned BatchResult: each stored, signed DeclarationResult without its Signature, in order."""
     root = etree.Element(f"{{{R}}}BatchResult", nsmap={None: R})
-    _sub(root, "BatchId", batch_id)
-    _sub(root, "FileName", file_name)
-    _sub(root, "FileSha256", file_sha256)
-    counts = {status: _sub(root, name, 0) for status, name in (
+    add_text(root, "BatchId", batch_id)
+    add_text(root, "FileName", file_name)
+    add_text(root, "FileSha256", file_sha256)
+    counts = {status: add_text(root, name, 0) for status, name in (
         ("ACCEPTED", "Accepted"), ("ACCEPTED_WITH_WARNINGS", "AcceptedWithWarnings"), ("REFUSED", "Refused"))}
     tally = dict.fromkeys(counts, 0)
     for data in signed_results:

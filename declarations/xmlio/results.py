@@ -14,9 +14,13 @@ from declarations.domain.outcome import Outcome
 R = ns.RESULT
 
 
-def _sub(parent: etree._Element, name: str, value) -> None:
-    if value is not None:
-        etree.SubElement(parent, f"{{{R}}}{name}").text = str(value)
+def add_text(parent: etree._Element, name: str, value, namespace: str = R) -> etree._Element | None:
+    """Append ``<name>value</name>`` in ``namespace``; nothing for None (optional elements)."""
+    if value is None:
+        return None
+    child = etree.SubElement(parent, f"{{{namespace}}}{name}")
+    child.text = str(value)
+    return child
 
 
 def xml_datetime(moment: dt.datetime) -> str:
@@ -25,20 +29,20 @@ def xml_datetime(moment: dt.datetime) -> str:
 
 def result_element(outcome: Outcome) -> etree._Element:
     root = etree.Element(f"{{{R}}}DeclarationResult", nsmap={None: R})
-    _sub(root, "DeclarationId", outcome.declaration_id)
-    _sub(root, "MessageId", outcome.message_id)
-    _sub(root, "SenderId", outcome.sender_id)
-    _sub(root, "Kind", outcome.kind)
-    _sub(root, "Environment", outcome.environment)
-    _sub(root, "Status", outcome.status)
-    _sub(root, "ReceivedAt", xml_datetime(outcome.received_at))
-    _sub(root, "PeriodId", outcome.period_id)
+    add_text(root, "DeclarationId", outcome.declaration_id)
+    add_text(root, "MessageId", outcome.message_id)
+    add_text(root, "SenderId", outcome.sender_id)
+    add_text(root, "Kind", outcome.kind)
+    add_text(root, "Environment", outcome.environment)
+    add_text(root, "Status", outcome.status)
+    add_text(root, "ReceivedAt", xml_datetime(outcome.received_at))
+    add_text(root, "PeriodId", outcome.period_id)
     for anomaly in outcome.anomalies:
         el = etree.SubElement(root, f"{{{R}}}Anomaly")
-        _sub(el, "Code", anomaly.code)
-        _sub(el, "Severity", anomaly.severity.value)
-        _sub(el, "Location", anomaly.location)
-        _sub(el, "Message", anomaly.message)
+        add_text(el, "Code", anomaly.code)
+        add_text(el, "Severity", anomaly.severity.value)
+        add_text(el, "Location", anomaly.location)
+        add_text(el, "Message", anomaly.message)
     return root
 
 

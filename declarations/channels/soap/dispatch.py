@@ -17,7 +17,7 @@ from declarations.bootstrap import App
 from declarations.channels.soap.edge import LOOKUP_NS, SERVICE_NS, Request
 from declarations.channels.soap.faults import SOAP_ENV
 from declarations.services import lookup
-from declarations.xmlio.results import xml_datetime
+from declarations.xmlio.results import add_text, xml_datetime
 
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*\?>\s*")
 
@@ -45,8 +45,7 @@ def _signed_bytes(app: App, element: etree._Element) -> bytes:
 
 
 def _sub(parent: etree._Element, name: str, value, namespace: str = LOOKUP_NS) -> None:
-    if value is not None:
-        etree.SubElement(parent, f"{{{namespace}}}{name}").text = str(value)
+    add_text(parent, name, value, namespace)
 
 
 def refusal(app: App, refused: lookup.Refused) -> bytes:
