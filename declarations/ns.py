@@ -18,7 +18,6 @@ KIND_BY_ROOT = {
     f"{{{DMFA}}}DmfA": "DMFA",
     f"{{{DRS}}}SocialRisk": "DRS",
 }
-NS_BY_KIND = {"DIMONA": DIMONA, "DMFA": DMFA, "DRS": DRS}
 
 
 def qn(namespace: str, local: str) -> str:

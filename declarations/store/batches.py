@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from declarations.store import tables as t
-from declarations.store.database import is_sqlite
+from declarations.store.database import insert_ignoring_duplicates
 
 CLAIMED, RECEIVED, DONE, REFUSED = "CLAIMED", "RECEIVED", "DONE", "REFUSED"
 
@@ -82,10 +80,9 @@ def claim(engine: Engine, *, file_sha256: str, file_name: str, owner: str, now: 
     with engine.begin() as connection:
         row = _row(connection.execute(select(*b.c).where(b.c.file_sha256 == file_sha256).with_for_update()).first())
         if row is None:
-            dialect_insert = sqlite_insert if is_sqlite(connection) else pg_insert
-            inserted = connection.execute(dialect_insert(b).values(
+            inserted = connection.execute(insert_ignoring_duplicates(connection, b).values(
                 file_sha256=file_sha256, file_name=file_name, status=CLAIMED, owner=owner, lease_until=until,
-                items_done=0).on_conflict_do_nothing().returning(b.c.id)).first()
+                items_done=0).returning(b.c.id)).first()
             if inserted is None:
                 return Claim("BUSY", None)  # another process inserted it meanwhile (PostgreSQL)
             return Claim("NEW", find(connection, file_sha256))

@@ -11,11 +11,19 @@ from __future__ import annotations
 import zlib
 
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 
 def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
+
+
+def insert_ignoring_duplicates(connection: Connection, table):
+    """INSERT ... ON CONFLICT DO NOTHING, in the connection's dialect (SQLite or PostgreSQL)."""
+    dialect_insert = sqlite_insert if is_sqlite(connection) else pg_insert
+    return dialect_insert(table).on_conflict_do_nothing()
 
 
 def make_engine(url: str) -> Engine:

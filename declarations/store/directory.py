@@ -7,7 +7,7 @@ from sqlalchemy.engine import Connection
 
 from declarations.domain import directory as d
 from declarations.store import tables as t
-from declarations.store.facts import _insert_ignoring_duplicates
+from declarations.store.database import insert_ignoring_duplicates
 
 
 def replace_directory(connection: Connection, directory: d.Directory) -> None:
@@ -21,7 +21,7 @@ def replace_directory(connection: Connection, directory: d.Directory) -> None:
         connection.execute(delete(table))
     connection.execute(update(t.employer).values(in_directory=False))
     for e in directory.employers:
-        connection.execute(_insert_ignoring_duplicates(connection, t.employer).values(noss=e.noss))
+        connection.execute(insert_ignoring_duplicates(connection, t.employer).values(noss=e.noss))
         connection.execute(update(t.employer).where(t.employer.c.noss == e.noss).values(
             enterprise_nbr=e.enterprise_nbr, name=e.name, in_directory=True))
 

@@ -12,21 +12,14 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from declarations.domain.model import (DimonaIn, DimonaOut, DimonaUpdate, Dimona, DmfA,
                                        ReferenceData, SocialRisk)
 from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
 from declarations.store import tables as t
-from declarations.store.database import is_sqlite
+from declarations.store.database import insert_ignoring_duplicates
 from declarations.store.views import StoredView
-
-
-def _insert_ignoring_duplicates(connection: Connection, table):
-    dialect_insert = sqlite_insert if is_sqlite(connection) else pg_insert
-    return dialect_insert(table).on_conflict_do_nothing()
 
 
 # --- archive ---------------------------------------------------------------
@@ -67,17 +60,12 @@ def find_by_key(connection: Connection, sender_id: str, message_id: str) -> Stor
 def reserve_key(connection: Connection, sender_id: str, message_id: str, declaration_id: int, sha256: str) -> bool:
     """Take ``(SenderId, MessageId)`` for ever; False if another transaction took it first."""
     # RETURNING rather than rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
-    taken = connection.execute(_insert_ignoring_duplicates(connection, t.message_key).values(
+    taken = connection.execute(insert_ignoring_duplicates(connection, t.message_key).values(
         sender_id=sender_id, message_id=message_id, declaration_id=declaration_id, content_sha256=sha256)
         .returning(t.message_key.c.declaration_id)).first()
     return taken is not None
 
 
-def stored_result(connection: Connection, declaration_id: int) -> StoredResult | None:
-    d = t.declaration
-    row = connection.execute(select(d.c.id, d.c.content_sha256, d.c.status, d.c.result)
-                             .where(d.c.id == declaration_id)).first()
-    return StoredResult(row.id, row.content_sha256, row.status, row.result) if row else None
 
 
 # --- facts -----------------------------------------------------------------
@@ -85,12 +73,9 @@ def stored_result(connection: Connection, declaration_id: int) -> StoredResult |
 def ensure_persons(connection: Connection, inss_list) -> None:
     rows = [{"inss": inss} for inss in sorted(set(inss_list))]
     if rows:
-        connection.execute(_insert_ignoring_duplicates(connection, t.person), rows)
+        connection.execute(insert_ignoring_duplicates(connection, t.person), rows)
 
 
-def ensure_employer(connection: Connection, noss: str, enterprise_nbr: str | None) -> None:
-    connection.execute(_insert_ignoring_duplicates(connection, t.employer).values(
-        noss=noss, enterprise_nbr=enterprise_nbr, in_directory=False))
 
 
 def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, scope: str) -> int:
