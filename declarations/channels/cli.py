@@ -20,7 +20,7 @@ from declarations.exceptions import DeclarationsError, DirectoryRefused, InputRe
 from declarations.settings import Settings
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
@@ -44,7 +44,7 @@ class UsageError(DeclarationsError):
 
 def cmd_init(app: App, args) -> int:
     app.init()
-    _say(f"store ready at {_safe_url(app.settings.database_url)}; engine certificate in {app.settings.engine_cert}")
+    say(f"store ready at {_safe_url(app.settings.database_url)}; engine certificate in {app.settings.engine_cert}")
     return 0
 
 
@@ -62,9 +62,9 @@ def cmd_directory(app: App, args) -> int:
         try:
             loaded = directory.load(app.engine, _read(args.file))
         except DirectoryRefused as error:
-            _say(f"directory refused: {error.message}")
+            say(f"directory refused: {error.message}")
             return 1
-        _say(f"directory loaded: {len(loaded.employers)} employers, {len(loaded.senders)} senders, "
+        say(f"directory loaded: {len(loaded.employers)} employers, {len(loaded.senders)} senders, "
              f"{len(loaded.mandates)} mandates, {len(loaded.institutions)} institutions, "
              f"{len(loaded.authorizations)} authorizations")
         return 0
@@ -77,7 +77,7 @@ def cmd_submit(app: App, args) -> int:
 
     receipts = [app.ingest.submit(_read(path), channel="CLI") for path in args.files]
     for path, receipt in zip(args.files, receipts):
-        _say(_summary(path, receipt.outcome, retry=receipt.retry))
+        say(_summary(path, receipt.outcome, retry=receipt.retry))
     if len(receipts) == 1:
         _emit(receipts[0].result_bytes)
     else:
@@ -96,7 +96,7 @@ def cmd_validate(app: App, args) -> int:
     for path in args.files:
         outcome = validate(_read(path), now=settings.now(), max_bytes=settings.max_message_bytes)
         blocking |= not outcome.accepted
-        _say(_summary(path, outcome))
+        say(_summary(path, outcome))
         element = result_element(outcome)
         documents.append(signer.sign(element) if signer else element)
     _emit(to_bytes(documents[0] if len(documents) == 1 else results_wrapper(documents)))
@@ -118,9 +118,9 @@ def cmd_archive(app: App, args) -> int:
 
     found = archived(app.engine, args.declaration_id)
     if found is None:
-        _say(f"no declaration {args.declaration_id} in the archive")
+        say(f"no declaration {args.declaration_id} in the archive")
         return 1
-    _say(f"declaration {found.declaration_id}: {found.kind or 'unreadable kind'} {found.status}, received "
+    say(f"declaration {found.declaration_id}: {found.kind or 'unreadable kind'} {found.status}, received "
          f"{found.received_at} by {found.channel} from sender {found.sender_id or '?'} "
          f"(MessageId {found.message_id or '?'})")
     sys.stdout.buffer.write(found.result if args.result else found.original)  # byte for byte
@@ -205,20 +205,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = build(Settings.from_env())
     except SettingsError as error:
-        _say(f"declarations: {error.message}")
+        say(f"declarations: {error.message}")
         return 2
     try:
         return args.run(app, args)
     except (UsageError, SettingsError, FileNotFoundError) as error:
-        _say(f"declarations: {getattr(error, 'message', error)}")
+        say(f"declarations: {getattr(error, 'message', error)}")
         return 2
     except InputRefused as error:
-        _say(f"declarations: {error}")
+        say(f"declarations: {error}")
         return 1
     except Exception as error:  # a bug or a broken store: say so plainly; each declaration is all-or-nothing
         if os.environ.get("DECLARATIONS_DEBUG"):
             raise
-        _say(f"declarations: internal error ({type(error).__name__}: {error}). What was being processed was "
+        say(f"declarations: internal error ({type(error).__name__}: {error}). What was being processed was "
              "not stored; set DECLARATIONS_DEBUG=1 to see the traceback.")
         return 70  # EX_SOFTWARE
     finally:

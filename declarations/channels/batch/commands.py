@@ -13,9 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr)
+from declarations.channels.cli import say
 
 
 def _ensure_log_handler() -> None:
@@ -94,14 +92,14 @@ def cmd_batch(app, args) -> int:
     if args.action == "put":  # a usage error exits with 2 (operations.md)
         source = Path(args.file)
         if not source.is_file():
-            _say(f"declarations: cannot read {args.file}")
+            say(f"declarations: cannot read {args.file}")
             return 2
         try:
             placed = batch.put(app.settings, source)
         except ValueError as error:
-            _say(f"declarations: {error}")
+            say(f"declarations: {error}")
             return 2
-        _say(f"put {placed.name} and its .go in {app.settings.inbox}")
+        say(f"put {placed.name} and its .go in {app.settings.inbox}")
         return 0
     _ensure_log_handler()
     progress = RichProgress() if sys.stderr.isatty() else None
@@ -111,9 +109,9 @@ def cmd_batch(app, args) -> int:
         if progress is not None:
             progress.stop()
     for s in summaries:
-        _say(summary_line(s))
+        say(summary_line(s))
     if not summaries:
-        _say(f"nothing to take in {app.settings.inbox}")
+        say(f"nothing to take in {app.settings.inbox}")
     return 1 if any(s.refused for s in summaries) else 0
 
 
