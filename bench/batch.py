@@ -142,17 +142,26 @@ def floor(path: Path) -> float:
     return time.perf_counter() - begin
 
 
-def _child(home: str, url: str) -> None:
-    """In the measured subprocess: process the inbox once, print seconds and peak RSS."""
+def _child(home: str, url: str, profile: str | None = None) -> None:
+    """In the measured subprocess: process the inbox once, print seconds and peak RSS.
+    ``profile``: a path where the cProfile stats of process_inbox_once are dumped."""
     from declarations.bootstrap import App
     from declarations.services.batch import process_inbox_once
     from declarations.settings import Settings
 
     app = App(Settings.from_env({"DECLARATIONS_HOME": home, "DECLARATIONS_DATABASE_URL": url,
                                  "DECLARATIONS_NOW": NOW}))
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
     begin = time.perf_counter()
     summaries = process_inbox_once(app)
     seconds = time.perf_counter() - begin
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     app.close()
     print(json.dumps({"seconds": seconds, "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                       "outcomes": [s.outcome for s in summaries], "counts": [s.counts for s in summaries]}))
@@ -163,10 +172,13 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,40000,160000")
     parser.add_argument("--workers-per-dmfa", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="dump cProfile stats of each run to DIR/<size>-<backend>.prof (slower; not for figures)")
     parser.add_argument("--child", nargs=2, metavar=("HOME", "URL"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(*args.child)
+        _child(*args.child, profile=args.child_profile)
         return 0
     from declarations.bootstrap import App
     from declarations.services import directory
@@ -205,8 +217,11 @@ def main() -> int:
                 put(home / "inbox", f"bench-{size}", data)
                 del data
                 print(f"processing {size} workers on {backend}...", file=sys.stderr)
-                out = subprocess.run([sys.executable, __file__, "--child", str(home), url], check=True,
-                                     capture_output=True, text=True)
+                command = [sys.executable, __file__, "--child", str(home), url]
+                if args.profile:
+                    Path(args.profile).mkdir(parents=True, exist_ok=True)
+                    command += ["--child-profile", str(Path(args.profile) / f"{size}-{backend}.prof")]
+                out = subprocess.run(command, check=True, capture_output=True, text=True)
                 figures = json.loads(out.stdout.strip().splitlines()[-1])
                 rows.append((size, backend, count, source.stat().st_size, figures["seconds"], floor_s,
                              figures["rss_kib"], figures["counts"]))
