@@ -25,12 +25,21 @@ Two layers do the checking:
    list (signxml silently *skips* transforms it does not know, such as XPath),
    the canonicalization method, ``URI=""``, the ``KeyInfo`` content, the key
    type and size.
-2. signxml then verifies the digest and the signature value, with an
-   ``expect_config`` that restates the profile (one reference, signature
-   child of the root, SHA-256 algorithms only), so that the cryptography is
-   never done under a looser rule even if layer 1 had a gap.
+2. ``_verify_reference`` then does the cryptography of that one profile
+   itself (it is small: one Reference, fixed transforms): on a copy of the
+   element as its own document, the exclusive canonical form of SignedInfo
+   (taken in place), the Signature removed (the enveloped transform), the
+   exclusive canonical form of what is left, its SHA-256 against
+   DigestValue, then SignatureValue over SignedInfo's canonical form with
+   the certificate's key (``cryptography``). The Signature element is also
+   validated against the XML Signature schema (signxml's copy). This
+   replaced signxml's ``XMLVerifier``, which serialized and re-parsed the
+   whole document four times (a third of a large DmfA's pipeline cost):
+   generic where the profile needs nothing generic. signxml stays the
+   independent check in the tests (it and ``xmlsec1`` must accept what
+   ``Signer`` makes, and the attack fixtures are refused by both layers).
 
-The caller gets only ``VerifyResult.signed_xml``: the canonical form of what
+The caller gets only ``VerifiedDocument.signed``: the canonical form of what
 the digest covered, parsed afresh, with the Signature removed. The received
 tree is never looked at again, which is what defeats signature wrapping.
 """
@@ -39,7 +48,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import functools
+import hashlib
 import threading
 from dataclasses import dataclass
 from os import PathLike
@@ -47,22 +58,14 @@ from os import PathLike
 import cryptography.exceptions
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from lxml import etree
-from signxml import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureConfiguration,
-    SignatureMethod,
-    XMLSigner,
-    XMLVerifier,
-)
-from signxml.algorithms import SignatureConstructionMethod
-from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
+from signxml.processor import get_schema
 
-from declarations.exceptions import SignatureError
+from declarations.exceptions import InputRefused, SignatureError
 from declarations.ns import DS
-from declarations.xmlio.parsing import PARSER_OPTIONS
+from declarations.xmlio.parsing import parse
 
 __all__ = ["VerifiedDocument", "Signer", "verify", "fingerprint"]
 
@@ -77,8 +80,6 @@ SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 PROFILE_TRANSFORMS = (ENVELOPED, EXC_C14N)
 MIN_RSA_BITS = 2048
 
-_SIGNATURE_METHODS = frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.ECDSA_SHA256})
-_DIGEST_ALGORITHMS = frozenset({DigestAlgorithm.SHA256})
 
 # Short names for the messages; an unknown URI is shown as it is.
 _KNOWN = {
@@ -140,17 +141,6 @@ class VerifiedDocument:
 
 
 # --- verifying -----------------------------------------------------------------------------
-
-_local = threading.local()
-
-
-def _parser() -> etree.XMLParser:
-    """A hardened parser for signxml's internal re-parses; lxml parsers are per thread."""
-    parser = getattr(_local, "parser", None)
-    if parser is None:
-        parser = _local.parser = etree.XMLParser(**PARSER_OPTIONS)
-    return parser
-
 
 def _elements(parent: etree._Element) -> list[etree._Element]:
     """Element children only (comments and processing instructions are not structure)."""
@@ -265,7 +255,11 @@ def _check_profile(root: etree._Element) -> tuple[x509.Certificate, str]:
         raise _refuse(f"the Reference digest {_name(digest or None)} is not allowed; "
                       f"the profile requires SHA-256 ({SHA256})")
 
-    # KeyInfo: the signer's certificate, exactly one.
+    # KeyInfo: the signer's certificate, exactly one, and no other statement of the key.
+    other_keys = [c for c in _elements(key_info) if etree.QName(c).localname in ("KeyValue", "DEREncodedKeyValue")]
+    if other_keys:
+        raise _refuse(f"the signature's KeyInfo carries a {etree.QName(other_keys[0]).localname} beside the "
+                      "certificate; the profile names the key by its X509Certificate only")
     certificates = key_info.findall(f"{_ds('X509Data')}/{_ds('X509Certificate')}")
     if not certificates:
         raise _refuse("the signature's KeyInfo carries no X509Data/X509Certificate; "
@@ -300,86 +294,115 @@ def _check_profile(root: etree._Element) -> tuple[x509.Certificate, str]:
     return cert, cert_fingerprint
 
 
-def _expect_config(cert: x509.Certificate) -> SignatureConfiguration:
-    # signxml checks the validity dates even of a pinned x509_cert (XMLVerifier._check_cert_validity),
-    # against verification_time or now. Dates are the caller's S004, against the engine's clock, so
-    # "verify" at an instant inside the certificate's own validity: the date check can never fire here.
-    return SignatureConfiguration(
-        require_x509=True,
-        location="./",  # the Signature is a child of the root (signxml appends "ds:Signature")
-        expect_references=1,
-        signature_methods=_SIGNATURE_METHODS,
-        digest_algorithms=_DIGEST_ALGORITHMS,
-        ignore_ambiguous_key_info=False,  # a KeyValue beside the certificate must be the same key
-        verification_time=cert.not_valid_before_utc,
-        default_reference_c14n_method=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-    )
+_DSIG_SCHEMA_LOCK = threading.Lock()
+
+
+@functools.cache
+def _dsig_schema() -> etree.XMLSchema:
+    return get_schema("xmldsig1-schema.xsd")  # the XML Signature schema, as shipped with signxml
+
+
+def _schema_problem(signature: etree._Element) -> str | None:
+    schema = _dsig_schema()
+    # An XMLSchema object is not safe to use from two threads at once (its error log).
+    with _DSIG_SCHEMA_LOCK:
+        if schema.validate(copy.deepcopy(signature)):
+            return None
+        return str(schema.error_log.last_error)
+
+
+def _b64(element: etree._Element, what: str) -> bytes:
+    try:
+        return base64.b64decode("".join((element.text or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise _refuse(f"the {what} is not base64") from None
+
+
+def _c14n(element: etree._Element) -> bytes:
+    """Exclusive XML canonicalization 1.0, without comments, of ``element`` and its descendants."""
+    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+
+
+def _check_signature_value(public_key, method: str, value: bytes, signed_info_c14n: bytes) -> None:
+    """Raises cryptography's InvalidSignature unless ``value`` signs ``signed_info_c14n``."""
+    if method == RSA_SHA256:
+        public_key.verify(value, signed_info_c14n, padding.PKCS1v15(), hashes.SHA256())
+        return
+    # XML Signature's ECDSA value is r || s, each as long as the curve's order (RFC 4050, xmldsig11).
+    if len(value) != 64:
+        raise cryptography.exceptions.InvalidSignature()
+    der = encode_dss_signature(int.from_bytes(value[:32], "big"), int.from_bytes(value[32:], "big"))
+    public_key.verify(der, signed_info_c14n, ec.ECDSA(hashes.SHA256()))
+
+
+def _remove_keeping_tail(element: etree._Element) -> None:
+    parent, tail = element.getparent(), element.tail
+    if tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)
 
 
 def verify(element: etree._Element) -> VerifiedDocument:
     """Verify ``element`` as a document of its own against the signature profile.
 
     ``element`` may sit inside a carrier (SOAP body, batch file): it is
-    serialized on its own (with the namespaces in scope, which exclusive
-    canonicalization then ignores unless used) and re-parsed into a fresh
-    tree, so nothing outside it counts. Raises ``SignatureError`` with
-    ``S001`` (no ds:Signature) or ``S002`` (anything else).
+    copied out as a document of its own (the namespaces in scope come along,
+    and exclusive canonicalization then ignores those it does not use), so
+    nothing outside it counts. Raises ``SignatureError`` with ``S001`` (no
+    ds:Signature) or ``S002`` (anything else).
     """
     if isinstance(element, etree._ElementTree):
         element = element.getroot()
     if not isinstance(element, etree._Element) or not isinstance(element.tag, str):
         raise TypeError("verify() takes an lxml element")
-    # Profile checks on the received element: structure only, the same as its serialization's.
-    cert, cert_fingerprint = _check_profile(element)
-    data = etree.tostring(element, with_tail=False)  # the element alone: its own document
+    # A copy of its own: the received element is never changed, and never looked at again. The
+    # profile is checked on the copy, which is what gets verified.
+    document = copy.deepcopy(element)
+    document.tail = None  # text after the element belongs to its carrier
+    cert, cert_fingerprint = _check_profile(document)
+    signature = document[-1]
+    signed_info, signature_value, _key_info = _elements(signature)
+    problem = _schema_problem(signature)
+    if problem:
+        raise _refuse(f"the ds:Signature element does not follow the XML Signature schema: {problem}")
+    _c14n_method, signature_method, reference = _elements(signed_info)
+    method = signature_method.get("Algorithm")
+    digest_value = _b64(_elements(reference)[2], "DigestValue")
+    value = _b64(signature_value, "SignatureValue")
+    # SignedInfo in place (exclusive c14n renders only the namespaces it uses, wherever declared).
+    signed_info_c14n = _c14n(signed_info)
+    # SignedInfo first (so that DigestValue is known to be the signer's), then the Reference.
     try:
-        result = XMLVerifier().verify(
-            data,
-            x509_cert=cert,  # pinned: trust is the caller's fingerprint check (S003)
-            expect_config=_expect_config(cert),
-            parser=_parser(),
-            validate_schema=True,
-        )
-    except InvalidDigest:
-        raise _refuse("the signed content does not match the signature's digest: "
-                      "the document was changed after it was signed") from None
-    except InvalidCertificate as exc:  # not expected with a pinned certificate and the time set above
-        raise _refuse(f"the signer's certificate was refused: {exc}") from None
-    except InvalidSignature:
+        _check_signature_value(cert.public_key(), method, value, signed_info_c14n)
+    except cryptography.exceptions.InvalidSignature:
         raise _refuse("the signature value does not verify with the certificate in KeyInfo: "
                       "the signed information was changed, or another key made the signature") from None
-    except etree.DocumentInvalid as exc:
-        raise _refuse(f"the ds:Signature element does not follow the XML Signature schema: {exc}") from None
-    except (InvalidInput, SignXMLException, cryptography.exceptions.InvalidSignature,
-            etree.XMLSyntaxError, ValueError, TypeError) as exc:
-        raise _refuse(f"the signature cannot be verified: {exc}") from None
-    signed = result.signed_xml  # expect_references=1: a single VerifyResult
-    if signed is None:
-        raise _refuse("the signed content could not be read back as XML")
+    # The Reference: URI="" is the whole document; enveloped-signature removes the Signature element
+    # only, then exclusive c14n. lxml's remove() would drop the text after it (its "tail", e.g. the
+    # line break before the root's end tag), which is content of the root: keep it.
+    _remove_keeping_tail(signature)
+    content = _c14n(document)
+    if hashlib.sha256(content).digest() != digest_value:
+        raise _refuse("the signed content does not match the signature's digest: "
+                      "the document was changed after it was signed")
+    try:
+        signed = parse(content)
+    except InputRefused as exc:  # cannot happen for a canonical form lxml wrote; kept as a refusal
+        raise _refuse(f"the signed content could not be read back as XML: {exc.message}") from None
     return VerifiedDocument(signed=signed, certificate=cert, fingerprint=cert_fingerprint)
 
 
 # --- signing -------------------------------------------------------------------------------
 
 
-def _reference_whole_document(sig_root: etree._Element, signing_settings) -> None:
-    """signxml annotator: force ``URI=""``.
-
-    signxml's enveloped signer writes ``URI="#<value>"`` when the root
-    carries an ``Id`` or ``ID`` attribute. The digest it computed is over the
-    whole root either way, so setting ``URI=""`` here (annotators run before
-    SignedInfo is canonicalized and signed) keeps the signature correct and
-    in the profile.
-    """
-    for reference in sig_root.iterfind(f"{_ds('SignedInfo')}/{_ds('Reference')}"):
-        reference.set("URI", "")
-
-
 class Signer:
     """Signs in the profile with one key; the key and certificate are loaded once.
 
-    Thread-safe: ``sign`` builds a fresh ``XMLSigner`` per call (cheap) and
-    shares only the immutable key and certificate objects.
+    Thread-safe: ``sign`` shares only the immutable key and certificate objects.
     """
 
     def __init__(self, key, certificate: x509.Certificate):
@@ -391,17 +414,18 @@ class Signer:
         if isinstance(key, rsa.RSAPrivateKey):
             if key.key_size < MIN_RSA_BITS:
                 raise ValueError(f"an RSA key of {key.key_size} bits is below the profile's {MIN_RSA_BITS}")
-            self._method = SignatureMethod.RSA_SHA256
+            self._method = RSA_SHA256
         elif isinstance(key, ec.EllipticCurvePrivateKey):
             if not isinstance(key.curve, ec.SECP256R1):
                 raise ValueError(f"an EC key on {key.curve.name} is outside the profile (P-256 only)")
-            self._method = SignatureMethod.ECDSA_SHA256
+            self._method = ECDSA_SHA256
         else:
             raise ValueError(f"a {type(key).__name__} is outside the profile (RSA 2048+ or EC P-256)")
         self._key = key
         self.certificate = certificate
         self.certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
         self.fingerprint = fingerprint(certificate)
+        self._certificate_b64 = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
 
     @classmethod
     def from_pem(cls, key_pem: bytes, cert_pem: bytes) -> Signer:
@@ -415,23 +439,52 @@ class Signer:
 
     @property
     def signature_method(self) -> str:
-        return self._method.value
+        return self._method
 
     def sign(self, element: etree._Element) -> etree._Element:
         """A new root: a copy of ``element`` with the profile's ds:Signature as its last child.
 
-        ``element`` itself is left untouched (signxml works on a serialized
-        copy), and may sit inside a carrier: the copy is its own document.
+        ``element`` itself is left untouched and may sit inside a carrier:
+        the copy is its own document.
         """
         if isinstance(element, etree._ElementTree):
             element = element.getroot()
         if next(element.iter(_SIG), None) is not None:
             raise ValueError("the element already carries a ds:Signature; the profile allows only one")
-        signer = XMLSigner(
-            method=SignatureConstructionMethod.enveloped,
-            signature_algorithm=self._method,
-            digest_algorithm=DigestAlgorithm.SHA256,
-            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-        )
-        signer.signature_annotators.append(_reference_whole_document)
-        return signer.sign(element, key=self._key, cert=[self.certificate])
+        document = copy.deepcopy(element)
+        document.tail = None  # text after the element belongs to its carrier
+        # Enveloped: the digest is over the document without the Signature, i.e. as it is now.
+        document.append(self.signature_element(hashlib.sha256(_c14n(document)).digest()))
+        return document
+
+    def signature_element(self, digest: bytes) -> etree._Element:
+        """The profile's ds:Signature for a document whose exclusive canonical form (without this
+        Signature) has SHA-256 ``digest``: to be appended as the document root's last child.
+
+        Used as is for documents written as a stream (the BatchResult), whose digest is computed
+        while writing; ``sign`` uses it for trees.
+        """
+        signature = etree.Element(_SIG, nsmap={"ds": DS})
+        signed_info = etree.SubElement(signature, _ds("SignedInfo"))
+        etree.SubElement(signed_info, _ds("CanonicalizationMethod"), Algorithm=EXC_C14N)
+        etree.SubElement(signed_info, _ds("SignatureMethod"), Algorithm=self._method)
+        reference = etree.SubElement(signed_info, _ds("Reference"), URI="")
+        transforms = etree.SubElement(reference, _ds("Transforms"))
+        for algorithm in PROFILE_TRANSFORMS:
+            etree.SubElement(transforms, _ds("Transform"), Algorithm=algorithm)
+        etree.SubElement(reference, _ds("DigestMethod"), Algorithm=SHA256)
+        etree.SubElement(reference, _ds("DigestValue")).text = base64.b64encode(digest).decode()
+        # SignedInfo's exclusive canonical form is the same here as once appended to the document:
+        # it renders only the ds namespace it uses, and inherits nothing (exclusive c14n).
+        value = self._sign_bytes(_c14n(signed_info))
+        etree.SubElement(signature, _ds("SignatureValue")).text = base64.b64encode(value).decode()
+        key_info = etree.SubElement(signature, _ds("KeyInfo"))
+        x509_data = etree.SubElement(key_info, _ds("X509Data"))
+        etree.SubElement(x509_data, _ds("X509Certificate")).text = self._certificate_b64
+        return signature
+
+    def _sign_bytes(self, data: bytes) -> bytes:
+        if self._method == RSA_SHA256:
+            return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        r, s = decode_dss_signature(self._key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")  # XML Signature's r || s (P-256)
