@@ -14,7 +14,9 @@
    as in real time (channel ``BATCH``); its position in the batch commits in
    the declaration's own transaction, so after a crash the next owner starts
    after the last committed item and nothing is stored twice;
-6. the signed ``NAME.result.xml``, from the stored results in file order;
+6. the signed ``NAME.result.xml``, streamed from the stored results in file
+   order into ``ARCHIVE/<sha256>.result.xml`` (signed while written, memory
+   bounded by one item: ``batch_xml.write_result``), then copied to the outbox;
 7. the inbox files are removed (the bytes are in the archive).
 
 Outbox files are written aside and renamed. A retry (a file with the SHA-256
@@ -30,6 +32,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import time
@@ -37,7 +40,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Callable, Protocol
 
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
@@ -132,17 +135,33 @@ def _owner_is_gone(owner: str) -> bool:
     return False
 
 
-def write_atomic(folder: Path, name: str, data: bytes) -> Path:
-    """Write ``folder/name`` whole: aside (a dot-file), fsync, then rename."""
+def write_atomic(folder: Path, name: str, data: bytes | Callable[[BinaryIO], None]) -> Path:
+    """Write ``folder/name`` whole: aside (a dot-file), fsync, then rename. ``data``: the bytes, or a
+    function that writes them to the open file (a stream)."""
     folder.mkdir(parents=True, exist_ok=True)
     aside = folder / f".{name}.{os.getpid()}.tmp"
-    with open(aside, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        with open(aside, "wb") as out:
+            if callable(data):
+                data(out)
+            else:
+                out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
     final = folder / name
     os.replace(aside, final)
     return final
+
+
+def copy_atomic(folder: Path, name: str, source: Path) -> Path:
+    """``write_atomic`` of a file's content, copied a chunk at a time."""
+    def copy(out):
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, out, _CHUNK)
+    return write_atomic(folder, name, copy)
 
 
 class _Limited:
@@ -265,7 +284,7 @@ class Inbox:
         row = claim.row
         if claim.decision == "RETRY":
             summary.outcome, summary.batch_id, summary.sender_id = "RETRY", row.batch_id, row.sender_id
-            self._answer(name, row.ack, row.result)
+            self._answer(name, row.ack, row.result, sha)
             self._clean(go_path, go_text, data_path, seen)
             _event("batch.retry", file=file_name, sha256=sha, batch_id=row.batch_id, sender_id=row.sender_id)
             return summary
@@ -293,10 +312,10 @@ class Inbox:
             self._second_pass(row, archived, file_name, header, summary)
             result = self._result(row, header, file_name, sha)
             with self.app.engine.begin() as connection:
-                if not batches.mark_done(connection, row.id, self.owner, result=result):
+                if not batches.mark_done(connection, row.id, self.owner):
                     raise LeaseLost()
             _crash_point("done")
-            self._write(f"{name}.result.xml", result)
+            copy_atomic(self.settings.outbox, f"{name}.result.xml", result)
             _crash_point("result")
             self._clean(go_path, go_text, data_path, seen)
         except LeaseLost:
@@ -463,10 +482,19 @@ class Inbox:
             items.close()
         summary.counts = {k.lower(): v for k, v in counts.items()}
 
-    def _result(self, row, header: _Header, file_name: str, sha: str) -> bytes:
-        element = batch_xml.result_element(batch_id=header.batch_id, file_name=file_name, file_sha256=sha,
-                                           signed_results=batches.signed_results(self.app.engine, row.id))
-        return self._sign(element)
+    def _result(self, row, header: _Header, file_name: str, sha: str) -> Path:
+        """The signed BatchResult, streamed into the archive (aside, fsync, rename) as <sha256>.result.xml."""
+        counts = batches.status_counts(self.app.engine, row.id)
+
+        def write(out):
+            batch_xml.write_result(out, signer=self.app.signer, batch_id=header.batch_id, file_name=file_name,
+                                   file_sha256=sha, counts=counts,
+                                   signed_results=batches.signed_results(self.app.engine, row.id))
+
+        return write_atomic(self.settings.archive, f"{sha}.result.xml", write)
+
+    def _archived_result(self, sha: str) -> Path:
+        return self.settings.archive / f"{sha}.result.xml"
 
     # -- outbox and inbox ---------------------------------------------------------
 
@@ -476,11 +504,13 @@ class Inbox:
     def _write(self, name: str, data: bytes) -> None:
         write_atomic(self.settings.outbox, name, data)
 
-    def _answer(self, name: str, ack: bytes | None, result: bytes | None) -> None:
+    def _answer(self, name: str, ack: bytes | None, result: bytes | None, sha: str) -> None:
         if ack:
             self._write(f"{name}.ack.xml", ack)
-        if result:
+        if result:  # a BatchResult kept in the row (before they were streamed to the archive)
             self._write(f"{name}.result.xml", result)
+        else:
+            copy_atomic(self.settings.outbox, f"{name}.result.xml", self._archived_result(sha))
 
     def _clean(self, go_path: Path, go_text: bytes, data_path: Path, seen: os.stat_result) -> None:
         """Remove the taken upload from the inbox (the bytes are in the archive): the .go first, so that

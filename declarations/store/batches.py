@@ -136,7 +136,9 @@ def mark_refused(connection: Connection, batch_pk: int, owner: str, *, code: str
         item_count=None, owner=None, lease_until=None)).rowcount == 1
 
 
-def mark_done(connection: Connection, batch_pk: int, owner: str, *, result: bytes) -> bool:
+def mark_done(connection: Connection, batch_pk: int, owner: str, *, result: bytes | None = None) -> bool:
+    """Done. ``result``: the signed BatchResult, or None when it is kept as a file (the batch service
+    keeps it in the archive, ``<sha256>.result.xml``: it can be tens of megabytes)."""
     return connection.execute(_owned(batch_pk, owner).values(
         status=DONE, result=result, owner=None, lease_until=None)).rowcount == 1
 
@@ -151,8 +153,19 @@ def items_stored(connection: Connection, batch_pk: int) -> int:
                               .where(t.batch_item.c.batch == batch_pk)).scalar_one()
 
 
-def signed_results(engine: Engine, batch_pk: int, chunk: int = 200) -> Iterator[bytes]:
-    """The stored signed DeclarationResult of each item, in file order, read a chunk at a time."""
+def status_counts(engine: Engine, batch_pk: int) -> dict[str, int]:
+    """The number of the batch's declarations per status (ACCEPTED, ...), counted by the database."""
+    i, d = t.batch_item, t.declaration
+    with engine.connect() as connection:
+        rows = connection.execute(select(d.c.status, func.count()).join(i, d.c.id == i.c.declaration_id)
+                                  .where(i.c.batch == batch_pk).group_by(d.c.status)).all()
+    return {status: count for status, count in rows}
+
+
+def signed_results(engine: Engine, batch_pk: int, chunk: int = 16) -> Iterator[bytes]:
+    """The stored signed DeclarationResult of each item, in file order, read a chunk at a time
+    (a short read per chunk, no transaction held open across the whole answer; a chunk is small,
+    as one DmfA's result can carry thousands of anomalies)."""
     i, d = t.batch_item, t.declaration
     last = 0
     while True:
