@@ -209,48 +209,8 @@ _KNOWN_CHILDREN = (HEADER, *ns.KIND_BY_ROOT)
 
 
 def _stream_children(stream):
-    """``parsing.stream_children`` for a Batch file, with lxml told which tags to report.
-
-    The same contract (the root first, then each child element of the root, complete, in file
-    order, one in memory at a time; same parser options; DOCTYPE and not-well-formed raise
-    MalformedXml), but lxml reports only the Batch root's start and the end of the elements a Batch
-    may hold (BatchHeader, Dimona, DmfA, SocialRisk): not one Python event per element of every
-    declaration (a DmfA of 1,000 workers has ~25,000). That halves the cost of each of the two
-    passes over the file. A child of the root with another name is still yielded, in its place: it
-    is found as an earlier sibling of the next reported child, or left over at the end. An element
-    with a reported name deeper in the tree is not a child of the root and is skipped.
-    """
-    context = etree.iterparse(stream, events=("start", "end"), tag=(BATCH, *_KNOWN_CHILDREN),
-                              **parsing.PARSER_OPTIONS)
-    root = None
-    try:
-        for event, element in context:
-            if root is None:
-                root = element if event == "start" and element.getparent() is None \
-                    else element.getroottree().getroot()
-                parsing.refuse_dtd(root)
-                yield root
-            if event == "start" or element.getparent() is not root:
-                continue
-            while (earlier := element.getprevious()) is not None:
-                if isinstance(earlier.tag, str):  # not a comment or processing instruction
-                    yield earlier  # a child of the root lxml did not report (not a known name)
-                root.remove(earlier)
-            yield element
-            element.clear(keep_tail=False)
-            root.remove(element)
-        if root is None:
-            root = context.root
-            parsing.refuse_dtd(root)
-            yield root
-        for leftover in list(root):
-            if isinstance(leftover.tag, str):
-                yield leftover
-            root.remove(leftover)
-    except etree.XMLSyntaxError as exc:
-        raise MalformedXml(f"not well-formed XML: {exc.msg}", location=f"line {exc.lineno}") from None
-    if root is None:
-        raise MalformedXml("the document is empty")
+    """The Batch file's root, then each child of the root (parsing.stream_reported_children)."""
+    return parsing.stream_reported_children(stream, BATCH, _KNOWN_CHILDREN)
 
 
 @dataclass

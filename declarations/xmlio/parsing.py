@@ -10,7 +10,7 @@ before a single byte is parsed.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from lxml import etree
 
@@ -96,6 +96,51 @@ def stream_children(stream) -> Iterator[etree._Element]:
                 element.clear(keep_tail=False)
                 while element.getprevious() is not None:
                     del root[0]
+    except etree.XMLSyntaxError as exc:
+        raise MalformedXml(f"not well-formed XML: {exc.msg}", location=f"line {exc.lineno}") from None
+    if root is None:
+        raise MalformedXml("the document is empty")
+
+
+def stream_reported_children(stream, root_tag: str, child_tags: Iterable[str]) -> Iterator[etree._Element]:
+    """``stream_children``, with lxml told which tags to report (the batch inbox).
+
+    The same contract (the root first, then each child element of the root, complete, in file
+    order, one in memory at a time; same parser options; DOCTYPE and not-well-formed raise
+    MalformedXml), but lxml reports only the start of ``root_tag`` and the end of ``child_tags``
+    (for a Batch: BatchHeader, Dimona, DmfA, SocialRisk), not one Python event per element of
+    every declaration (a DmfA of 1,000 workers has ~25,000). That halves the cost of each pass
+    over a batch file. A child of the root with another name is still yielded, in its place: it
+    is found as an earlier sibling of the next reported child, or left over at the end. An element
+    with a reported name deeper in the tree is not a child of the root and is skipped.
+    """
+    context = etree.iterparse(stream, events=("start", "end"), tag=(root_tag, *child_tags),
+                              **PARSER_OPTIONS)
+    root = None
+    try:
+        for event, element in context:
+            if root is None:
+                root = element if event == "start" and element.getparent() is None \
+                    else element.getroottree().getroot()
+                refuse_dtd(root)
+                yield root
+            if event == "start" or element.getparent() is not root:
+                continue
+            while (earlier := element.getprevious()) is not None:
+                if isinstance(earlier.tag, str):  # not a comment or processing instruction
+                    yield earlier  # a child of the root lxml did not report (not a known name)
+                root.remove(earlier)
+            yield element
+            element.clear(keep_tail=False)
+            root.remove(element)
+        if root is None:
+            root = context.root
+            refuse_dtd(root)
+            yield root
+        for leftover in list(root):
+            if isinstance(leftover.tag, str):
+                yield leftover
+            root.remove(leftover)
     except etree.XMLSyntaxError as exc:
         raise MalformedXml(f"not well-formed XML: {exc.msg}", location=f"line {exc.lineno}") from None
     if root is None:

@@ -1,4 +1,5 @@
-"""The batch inbox's tag-filtered streaming reader (services/batch._stream_children) keeps the contract of
+"""The tag-filtered streaming reader of the batch inbox (parsing.stream_reported_children, via
+services/batch._stream_children) keeps the contract of
 ``parsing.stream_children``: the same elements, in the same order, with the same refusals."""
 
 from __future__ import annotations
