@@ -22,18 +22,24 @@ BASE_REMUN_CODES = ("001", "002", "003")
 
 def days_in_quarter(occupation: Occupation, quarter: Quarter) -> tuple[dt.date, dt.date] | None:
     """The occupation's days inside the quarter, or None when it has none."""
-    start = max(occupation.starting_date, quarter.first_day)
-    end = min(occupation.ending_date or quarter.last_day, quarter.last_day)
+    return _days_within(occupation, quarter.first_day, quarter.last_day)
+
+
+def _days_within(occupation: Occupation, first: dt.date, last: dt.date) -> tuple[dt.date, dt.date] | None:
+    # The quarter's bounds computed once per DmfA, not per occupation (Quarter computes them each time).
+    start = max(occupation.starting_date, first)
+    end = min(occupation.ending_date or last, last)
     return (start, end) if start <= end else None
 
 
 def check(dmfa: DmfA, ctx: RuleContext) -> Iterator[Anomaly]:
     yield from _declaration(dmfa, ctx)
     yield from _duplicates(dmfa)
+    bounds = (dmfa.quarter.first_day, dmfa.quarter.last_day)
     for person in dmfa.persons:
         for record in person.worker_records:
             for occupation in record.occupations:
-                yield from _occupation(occupation, dmfa.quarter)
+                yield from _occupation(occupation, dmfa.quarter, bounds)
             yield from _contributions(record)
     yield from _net_owed(dmfa)
     yield from _dimona_coverage(dmfa, ctx)
@@ -83,18 +89,19 @@ def _duplicates(dmfa: DmfA) -> Iterator[Anomaly]:
                 reported.add(occupation.sequence)
 
 
-def _occupation(occupation: Occupation, quarter: Quarter) -> Iterator[Anomaly]:
+def _occupation(occupation: Occupation, quarter: Quarter, bounds: tuple[dt.date, dt.date]) -> Iterator[Anomaly]:
     where = occupation.location
+    first, last = bounds
     if occupation.ending_date is not None and occupation.ending_date < occupation.starting_date:
         yield anomaly("M005", f"OccupationEndingDate {occupation.ending_date} is before OccupationStartingDate "
                       f"{occupation.starting_date}", f"{where}/OccupationEndingDate")
-    elif not overlaps(occupation.starting_date, occupation.ending_date, quarter.first_day, quarter.last_day):
+    elif not overlaps(occupation.starting_date, occupation.ending_date, first, last):
         yield anomaly("M004", f"the occupation does not overlap quarter {quarter} "
-                      f"({quarter.first_day} to {quarter.last_day})", f"{where}/OccupationStartingDate")
+                      f"({first} to {last})", f"{where}/OccupationStartingDate")
     if occupation.mean_working_hours > occupation.ref_mean_working_hours:
         yield anomaly("M006", f"MeanWorkingHours {occupation.mean_working_hours} is greater than RefMeanWorkingHours "
                       f"{occupation.ref_mean_working_hours}", f"{where}/MeanWorkingHours")
-    days = days_in_quarter(occupation, quarter)
+    days = _days_within(occupation, first, last)
     if days is not None and occupation.services:
         calendar_days = (days[1] - days[0]).days + 1
         allowed = -(-calendar_days * occupation.working_days_system // 7)  # ceil, in hundredths of days
@@ -137,11 +144,12 @@ def _dimona_coverage(dmfa: DmfA, ctx: RuleContext) -> Iterator[Anomaly]:
     if ctx.stored is None:
         return
     periods = ctx.stored.periods_of(dmfa.employer.noss, {p.inss for p in dmfa.persons})
+    first, last = dmfa.quarter.first_day, dmfa.quarter.last_day
     for person in dmfa.persons:
         mine = periods.get(person.inss, [])
         for record in person.worker_records:
             for occupation in record.occupations:
-                days = days_in_quarter(occupation, dmfa.quarter)
+                days = _days_within(occupation, first, last)
                 if days is None:
                     continue
                 if not any(overlaps(days[0], days[1], p.starting_date, p.ending_date) for p in mine):
