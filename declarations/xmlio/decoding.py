@@ -101,16 +101,24 @@ def _dimona(root: etree._Element) -> m.Dimona:
     return m.Dimona(r.header(root), r.employer(root), action)
 
 
+# Tag -> local name, filled as met (a handful of DmfA tags): saves a string split per element.
+_LOCAL: dict[str, str] = {}
+
+
 def _split(element: etree._Element) -> tuple[dict[str, str], dict[str, list[etree._Element]]]:
     """One pass over an element's children: leaf texts by local name, and the
     non-leaf children grouped by local name (the XSD guarantees one namespace).
     A DmfA has tens of thousands of elements: one pass beats one find per field."""
     leaves: dict[str, str] = {}
     groups: dict[str, list[etree._Element]] = {}
+    local = _LOCAL
     for child in element:
-        if not isinstance(child.tag, str):
-            continue  # comments and processing instructions
-        name = child.tag.rpartition("}")[2]
+        tag = child.tag
+        name = local.get(tag)
+        if name is None:
+            if not isinstance(tag, str):
+                continue  # comments and processing instructions
+            name = local[tag] = tag.rpartition("}")[2]
         if len(child):
             groups.setdefault(name, []).append(child)
         else:
