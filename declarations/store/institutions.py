@@ -124,6 +124,7 @@ class Holder:
     """A register entry of a subscribed institution, in a capacity authorized for the data type."""
     institution_id: str
     inss: str
+    capacity: str
     valid_from: dt.date
     valid_to: dt.date | None
 
@@ -138,13 +139,13 @@ def holders(connection: Connection, data_type: str, inss_list: Iterable[str]) ->
     inss_list = sorted(set(inss_list))
     for start in range(0, len(inss_list), CHUNK):
         rows = connection.execute(
-            select(r.c.institution_id, r.c.inss, r.c.valid_from, r.c.valid_to)
+            select(r.c.institution_id, r.c.inss, r.c.capacity, r.c.valid_from, r.c.valid_to)
             .join(s, and_(s.c.institution_id == r.c.institution_id, s.c.data_type == data_type))
             .join(a, and_(a.c.institution_id == r.c.institution_id, a.c.capacity == r.c.capacity,
                           a.c.data_type == data_type))
             .where(r.c.inss.in_(inss_list[start:start + CHUNK])))
         for row in rows:
-            found[row.inss].append(Holder(row.institution_id, row.inss, row.valid_from, row.valid_to))
+            found[row.inss].append(Holder(row.institution_id, row.inss, row.capacity, row.valid_from, row.valid_to))
     return found
 
 
@@ -157,6 +158,7 @@ class NewNotification:
     change: str
     start: dt.date
     end: dt.date | None
+    authorization: str         # CAPACITY:DATA_TYPE of the register entries that made it due
 
 
 def add_notifications(connection: Connection, notifications: list[NewNotification], now: dt.datetime) -> None:
@@ -180,7 +182,8 @@ def add_notifications(connection: Connection, notifications: list[NewNotificatio
         for sequence, n in enumerate(batch, last - len(batch) + 1):
             rows.append({"institution_id": institution_id, "sequence": sequence, "inss": n.inss,
                          "data_type": n.data_type, "declaration_id": n.declaration_id, "change": n.change,
-                         "period_start": n.start, "period_end": n.end, "created_at": now})
+                         "period_start": n.start, "period_end": n.end, "created_at": now,
+                         "authorization": n.authorization})
     if rows:
         connection.execute(insert(t.notification), rows)
 
