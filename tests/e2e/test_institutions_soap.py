@@ -317,7 +317,7 @@ def test_unregister_removes_the_entry(call):
 
 def _refusals_logged(server, message_id: str) -> list[str]:
     """The access-log lines of an A004 (no person is named: read the whole chain)."""
-    done = subprocess.run([sys.executable, "-m", "declarations.channels.cli", "log", "check"], env=server.env,
+    done = subprocess.run([sys.executable, "-m", "declarations.channels.cli", "log", "verify"], env=server.env,
                           capture_output=True, text=True, timeout=120, cwd=server.home)
     assert done.returncode == 0, done.stdout + done.stderr
     from declarations.bootstrap import App
