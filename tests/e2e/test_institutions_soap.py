@@ -294,6 +294,8 @@ def test_a_window_outside_the_register_period_is_A003(server, call):
     asked = caller("ONEM")
     assert call(m.Consult(asked, inss, "DIMONA", D(2025, 1, 1), D(2025, 7, 31))).code == "A003"
     assert call(m.Consult(caller("ONEM"), inss, "DIMONA", D(2025, 11, 1), D(2025, 12, 31))).code == "A003"
+    # a window that ends before it starts overlaps nothing
+    assert call(m.Consult(caller("ONEM"), inss, "DIMONA", D(2025, 9, 30), D(2025, 8, 1))).code == "A003"
     assert asked.message_id in log_about(server, inss)
 
 
@@ -349,7 +351,11 @@ def test_a_key_not_registered_for_the_institution_is_A004(server, call):
     impostor = caller("ONVA")
     refused = call(m.Consult(impostor, person(), "DMFA", D(2025, 1, 1), D(2025, 1, 31)), key="onem")
     assert refused.code == "A004" and "not registered for institution ONVA" in refused.text("Message")
+    # an institution the directory does not know
+    nobody = caller("NOBODY")
+    assert call(m.Subscribe(nobody, "DIMONA"), key="onem").code == "A004"
     assert _refusals_logged(server, stranger.message_id) == ["ONEM ListAuthorizations A004"]
+    assert _refusals_logged(server, nobody.message_id) == ["NOBODY Subscribe A004"]
     assert _refusals_logged(server, impostor.message_id) == ["ONVA Consult A004"]
 
 
