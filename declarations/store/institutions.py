@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from declarations.domain.access import RegisterEntry
@@ -276,15 +276,14 @@ def current_quarters(connection: Connection, inss: str, first_quarter: int, last
                  "services": [], "remunerations": []})
     if not quarters:
         return []
-    ids = sorted({key[0] for key in quarters})
+    # The person's key in each DmfA: a primary-key prefix of the children, however big the DmfA.
+    keys = sorted({(key[0], key[1]) for key in quarters})
     occupations = {(k[0], k[1], k[2], occ["occupation_nbr"]): occ for k, q in quarters.items() for occ in q.occupations}
     for table, field in ((t.dmfa_service, "services"), (t.dmfa_remuneration, "remunerations")):
         columns = [table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
                    table.c.code] + ([table.c.days, table.c.hours] if field == "services" else [table.c.amount])
         rows = connection.execute(
-            select(*columns).join(dp, and_(dp.c.declaration_id == table.c.declaration_id,
-                                           dp.c.person_nbr == table.c.person_nbr))
-            .where(dp.c.inss == inss, table.c.declaration_id.in_(ids))
+            select(*columns).where(tuple_(table.c.declaration_id, table.c.person_nbr).in_(keys))
             .order_by(table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
                       table.c.position))
         for row in rows:

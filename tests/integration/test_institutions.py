@@ -303,3 +303,14 @@ def test_person_log_lists_every_access(app, demo_signer):
     assert person_accesses(app.engine, OTHER) == []
     check = verify_log(app.engine)
     assert check.first_broken is None and check.entries == 5   # Subscribe, Register, 2 Consults, GetNotifications
+
+
+def test_a_test_replacement_does_not_hide_the_prod_dmfa_from_consult(app, demo_signer):
+    signer = demo_signer("sender-1001")
+    original = submit(app, signer, dmfa("q3", workers=(WORKER,)))
+    simulated = submit(app, signer, dmfa("q3t", workers=(WORKER,), declaration_type="REPLACEMENT",
+                                         replaces=original.declaration_id, environment="TEST", pay=1))
+    assert simulated.accepted, simulated.anomalies
+    register(app, "INAMI", "INSURED", D(2025, 1, 1))
+    answer = consult(app, "INAMI", "DMFA", D(2025, 7, 1), D(2025, 9, 30))
+    assert [q.declaration_id for q in answer.quarters] == [original.declaration_id]
