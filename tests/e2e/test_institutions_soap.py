@@ -113,11 +113,13 @@ class Answer:
 
 
 def send(client, engine_fingerprint, operation: str, element: etree._Element) -> Answer:
-    getattr(client.service, operation)(_value_1=element)
+    typed = getattr(client.service, operation)(_value_1=element)
     envelope = client.history.last_received["envelope"]
     body = envelope.find(f".//{{{ISV}}}{operation}Response")
     assert body is not None and len(body) == 1, etree.tostring(envelope)
-    return Answer(body[0], engine_fingerprint)
+    answer = Answer(body[0], engine_fingerprint)
+    answer.typed = typed[answer.name]  # what zeep read from the same answer, by the WSDL's types
+    return answer
 
 
 def ask(client, engine_fingerprint, request: m.InstitutionRequest, key: str | None = None) -> Answer:
@@ -232,6 +234,8 @@ def test_consult_returns_exactly_the_authorized_window(story, call):
     granted = [(w.findtext(f"{{{INS}}}From"), w.findtext(f"{{{INS}}}To"), w.findtext(f"{{{INS}}}Capacity"))
                for w in answer.all("GrantedWindow")]
     assert granted == [("2025-08-01", "2025-12-31", "UNEMPLOYED")]
+    assert [(w.From, w.To) for w in answer.typed.GrantedWindow] == [(D(2025, 8, 1), D(2025, 12, 31))]
+    assert answer.typed.EmploymentPeriod[0].PeriodId > 0
     periods = answer.all("EmploymentPeriod")
     assert len(periods) == 1
     period = periods[0]
@@ -267,7 +271,7 @@ def test_another_institution_without_authorization_gets_A002_and_the_log_shows_b
     assert registered.name == "RegisterResult"
     onva = caller("ONVA")
     refused = call(m.Consult(onva, inss, "DIMONA", D(2025, 1, 1), D(2025, 12, 31)))
-    assert refused.code == "A002"
+    assert refused.code == "A002" and refused.typed.Code == "A002"
     assert (refused.text("InstitutionId"), refused.text("MessageId")) == ("ONVA", onva.message_id)
     onem = caller("ONEM")
     assert call(m.Consult(onem, inss, "DIMONA", D(2025, 8, 1), D(2025, 8, 31))).name == "ConsultResult"
