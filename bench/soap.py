@@ -240,6 +240,8 @@ def measure(port: int, path: str, bodies: list[bytes], args, dimona: bool) -> di
 
 INTERESTING = [
     ("HTTP + envelope parse (edge.read_request)", "read_request (declarations/channels/soap/edge.py"),
+    ("spyne dispatch (dispatch.SpyneService.dispatch, pipeline included)",
+     "dispatch (declarations/channels/soap/dispatch.py"),
     ("Ingest.submit (whole pipeline)", "submit (declarations/services/ingest.py"),
     ("  signature verification (declaration)", "verify (declarations/xmlio/signature.py"),
     ("  receipt signing (engine key)", "sign (declarations/xmlio/signature.py"),
