@@ -19,8 +19,9 @@ WSGI server, so the envelope is parsed once, by the edge's hardened parser:
 
 Why the answer is not serialized by spyne (``Soap11.serialize``): the
 embedded document is signed. spyne would parse the signed bytes and write
-them out again inside its own tree; exclusive c14n would most likely still
-verify, but the client would then get bytes other than those the engine
+them out again inside its own tree; exclusive c14n still verifies (tried),
+but the bytes change (its namespace clean-up drops an unused declaration),
+so the client would get bytes other than those the engine
 signed and stored (the receipt of a retry, GetDeclarationResult's stored
 result), at the cost of a parse and a serialization per answer, and subject
 to how lxml reconciles namespaces when it moves an element into another tree
