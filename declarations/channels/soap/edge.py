@@ -42,7 +42,6 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from declarations import ns
 from declarations.channels.soap import faults
 from declarations.channels.soap.descriptor import ServiceDescriptor
 from declarations.channels.soap.faults import SOAP_ENV
