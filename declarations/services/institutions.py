@@ -25,6 +25,7 @@ from declarations.domain import institution_messages as m
 from declarations.domain.access import Grant, RegisterEntry, Window, decide_consult, may_register
 from declarations.domain.access_log import GENESIS, ChainCheck, LogEntry, check_chain
 from declarations.domain.model import Dimona, DimonaIn, DmfA, Quarter, SocialRisk
+from declarations.domain.outcome import Outcome
 from declarations.settings import Settings
 from declarations.store import institutions as store
 from declarations.store.tables import PROD
@@ -247,13 +248,13 @@ def _window(start: dt.date, end: dt.date | None) -> str:
 
 # --- notifications, in the declaration's transaction -----------------------------------
 
-def notify(connection: Connection, declaration, declaration_id: int, scope: str, period_id: int | None,
-           now: dt.datetime) -> None:
-    """Write the notifications an accepted declaration yields (services/ingest.py calls this after
-    storing its facts, in the same transaction). Nothing for TEST; one indexed query when nobody
-    is subscribed to the data type."""
-    if scope != PROD:
+def notify(connection: Connection, declaration, outcome: Outcome, now: dt.datetime) -> None:
+    """Write the notifications an accepted declaration yields (``Ingest.submit`` calls this once the
+    declaration is decided and its facts stored, in the same transaction). Nothing for TEST; one
+    indexed query when nobody is subscribed to the data type."""
+    if outcome.environment != PROD:
         return
+    declaration_id, period_id = outcome.declaration_id, outcome.period_id
     items: list[tuple[str, dt.date, dt.date | None, dt.date, dt.date | None, str]] = []
     # each item: INSS, the period concerned (reported), the dates to match register entries on, Change
     if isinstance(declaration, Dimona):
