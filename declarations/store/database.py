@@ -48,9 +48,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+def employer_lock_key(noss: str) -> int:
+    """The PostgreSQL advisory lock key of one employer (also taken inside facts.new_keyed_declaration)."""
+    return zlib.crc32(f"employer:{noss}".encode())
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
 def lock_employer(connection: Connection, noss: str) -> None:
     """Serialise writers for one employer until the transaction ends."""
     if is_sqlite(connection):
         return  # BEGIN IMMEDIATE already holds the database's write lock
-    key = zlib.crc32(f"employer:{noss}".encode())
-    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    connection.execute(_LOCK, {"k": employer_lock_key(noss)})

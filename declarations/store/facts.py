@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from declarations.domain.model import (DimonaIn, DimonaOut, DimonaUpdate, Dimona, DmfA,
                                        ReferenceData, SocialRisk)
 from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
 from declarations.store import tables as t
-from declarations.store.database import insert_ignoring_duplicates
-from declarations.store.views import StoredView
+from declarations.domain.ports import StoredPeriod
+from declarations.store.database import employer_lock_key, is_sqlite, lock_employer
+from declarations.store.views import StoredResult, StoredView
 
 
 # --- archive ---------------------------------------------------------------
 
-@dataclass(frozen=True)
-class StoredResult:
-    declaration_id: int
-    content_sha256: str | None
-    status: str
-    result: bytes
+_INSERT_DECLARATION = insert(t.declaration)
+_FINISH_DECLARATION = update(t.declaration).where(t.declaration.c.id == bindparam("declaration_id"))  # SET status, result
 
 
 def new_declaration(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes,
@@ -37,15 +35,61 @@ def new_declaration(connection: Connection, *, received_at: dt.datetime, channel
                     environment: str | None = None, content_sha256: str | None = None,
                     batch_id: str | None = None) -> int:
     """Archive a received message; its row id is its DeclarationId."""
-    return connection.execute(insert(t.declaration).values(
+    return connection.execute(_INSERT_DECLARATION, dict(
         received_at=received_at, channel=channel, kind=kind, sender_id=sender_id, message_id=message_id,
         environment=environment, content_sha256=content_sha256, original=original, batch_id=batch_id,
         status="RECEIVED", result=b"")).inserted_primary_key[0]
 
 
+# PostgreSQL: the archive row and the key in one round trip; the key is reserved with ON CONFLICT DO NOTHING,
+# which waits for a concurrent transaction holding the same key and then finds it taken (or free, if it rolled
+# back). The employer's lock is taken in the same statement when the caller already knows it will need it: the
+# rules' reads come in later statements, whose snapshots see whatever the previous holder committed.
+_ARCHIVE_AND_KEY_PG = """
+WITH archived AS (
+    INSERT INTO declaration (received_at, channel, kind, sender_id, message_id, environment, status,
+                             content_sha256, original, result, batch_id)
+    VALUES (:received_at, :channel, :kind, :sender_id, :message_id, :environment, 'RECEIVED',
+            :content_sha256, :original, ''::bytea, :batch_id)
+    RETURNING id),
+reserved AS (
+    INSERT INTO message_key (sender_id, message_id, declaration_id, content_sha256)
+    SELECT :sender_id, :message_id, archived.id, :content_sha256 FROM archived
+    ON CONFLICT DO NOTHING
+    RETURNING declaration_id)
+SELECT archived.id, reserved.declaration_id AS reserved{lock}
+FROM archived LEFT JOIN reserved ON true
+"""
+_ARCHIVE_AND_KEY = {False: text(_ARCHIVE_AND_KEY_PG.format(lock="")),
+                    True: text(_ARCHIVE_AND_KEY_PG.format(lock=", pg_advisory_xact_lock(:lock_key) AS locked"))}
+
+
+def new_keyed_declaration(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes,
+                          kind: str | None, sender_id: str, message_id: str, environment: str | None,
+                          content_sha256: str, batch_id: str | None = None,
+                          lock_noss: str | None = None) -> int | None:
+    """Archive a received message and take its ``(SenderId, MessageId)`` for ever: its DeclarationId, or None
+    if another transaction took the key first (the caller must then roll back: the archive row is written).
+
+    ``lock_noss``: also take that employer's lock (``lock_employer``), in the same round trip on PostgreSQL.
+    """
+    values = dict(received_at=received_at, channel=channel, kind=kind, sender_id=sender_id, message_id=message_id,
+                  environment=environment, content_sha256=content_sha256, original=original, batch_id=batch_id)
+    if is_sqlite(connection):
+        declaration_id = new_declaration(connection, **values)
+        if not reserve_key(connection, sender_id, message_id, declaration_id, content_sha256):
+            return None
+        if lock_noss is not None:
+            lock_employer(connection, lock_noss)
+        return declaration_id
+    if lock_noss is not None:
+        values["lock_key"] = employer_lock_key(lock_noss)
+    row = connection.execute(_ARCHIVE_AND_KEY[lock_noss is not None], values).one()
+    return row.id if row.reserved is not None else None
+
+
 def finish_declaration(connection: Connection, declaration_id: int, *, status: str, result: bytes) -> None:
-    connection.execute(update(t.declaration).where(t.declaration.c.id == declaration_id)
-                       .values(status=status, result=result))
+    connection.execute(_FINISH_DECLARATION, {"declaration_id": declaration_id, "status": status, "result": result})
 
 
 def find_by_key(connection: Connection, sender_id: str, message_id: str) -> StoredResult | None:
@@ -60,60 +104,117 @@ def find_by_key(connection: Connection, sender_id: str, message_id: str) -> Stor
 def reserve_key(connection: Connection, sender_id: str, message_id: str, declaration_id: int, sha256: str) -> bool:
     """Take ``(SenderId, MessageId)`` for ever; False if another transaction took it first."""
     # RETURNING rather than rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
-    taken = connection.execute(insert_ignoring_duplicates(connection, t.message_key).values(
-        sender_id=sender_id, message_id=message_id, declaration_id=declaration_id, content_sha256=sha256)
-        .returning(t.message_key.c.declaration_id)).first()
+    taken = connection.execute(_RESERVE_KEY[is_sqlite(connection)], dict(
+        sender_id=sender_id, message_id=message_id, declaration_id=declaration_id, content_sha256=sha256)).first()
     return taken is not None
 
 
+_RESERVE_KEY = {sqlite: dialect_insert(t.message_key).on_conflict_do_nothing().returning(t.message_key.c.declaration_id)
+                for sqlite, dialect_insert in ((True, sqlite_insert), (False, pg_insert))}
 
 
 # --- facts -----------------------------------------------------------------
 
+_ENSURE_PERSONS = {sqlite: dialect_insert(t.person).on_conflict_do_nothing()
+                   for sqlite, dialect_insert in ((True, sqlite_insert), (False, pg_insert))}
+
+
 def ensure_persons(connection: Connection, inss_list) -> None:
     rows = [{"inss": inss} for inss in sorted(set(inss_list))]
     if rows:
-        connection.execute(insert_ignoring_duplicates(connection, t.person), rows)
+        connection.execute(_ENSURE_PERSONS[is_sqlite(connection)], rows)
 
 
+# PostgreSQL: an accepted Dimona's whole write in one round trip (the person, the period, its version, the signed
+# result). The foreign keys between them are checked at the end of the statement, when all rows are there.
+_DIMONA_IN_PG = text("""
+WITH new_person AS (
+    INSERT INTO person (inss) VALUES (:inss) ON CONFLICT DO NOTHING),
+new_period AS (
+    INSERT INTO employment_period (period_id, scope, employer_noss, inss, worker_type, starting_date, ending_date,
+                                   joint_commission, planned_hours, cancelled, version)
+    VALUES (:period_id, :scope, :employer_noss, :inss, :worker_type, :starting_date, :ending_date,
+            :joint_commission, :planned_hours, false, 1)),
+new_version AS (
+    INSERT INTO employment_period_version (period_id, version, declaration_id, action, starting_date, ending_date,
+                                           joint_commission, planned_hours, cancelled)
+    VALUES (:period_id, 1, :declaration_id, 'IN', :starting_date, :ending_date, :joint_commission,
+            :planned_hours, false))
+UPDATE declaration SET status = :status, result = :result WHERE id = :declaration_id
+""")
+_DIMONA_CHANGE_PG = text("""
+WITH changed AS (
+    UPDATE employment_period SET starting_date = :starting_date, ending_date = :ending_date,
+        joint_commission = :joint_commission, planned_hours = :planned_hours, cancelled = :cancelled,
+        version = :version
+    WHERE period_id = :period_id),
+new_version AS (
+    INSERT INTO employment_period_version (period_id, version, declaration_id, action, starting_date, ending_date,
+                                           joint_commission, planned_hours, cancelled)
+    VALUES (:period_id, :version, :declaration_id, :action, :starting_date, :ending_date, :joint_commission,
+            :planned_hours, :cancelled))
+UPDATE declaration SET status = :status, result = :result WHERE id = :declaration_id
+""")
+_INSERT_PERIOD = insert(t.employment_period)
+_INSERT_VERSION = insert(t.employment_period_version)
+# The SET clause is the parameters' keys (the current version's values).
+_UPDATE_PERIOD = update(t.employment_period).where(t.employment_period.c.period_id == bindparam("the_period_id"))
 
 
-def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, scope: str) -> int:
-    """Apply an accepted Dimona; returns the PeriodId it concerns."""
+def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, scope: str, *,
+                 current: StoredPeriod | None = None, period_id: int | None = None,
+                 status: str | None = None, result: bytes | None = None) -> int:
+    """Apply an accepted Dimona; returns the PeriodId it concerns.
+
+    ``current``: for an Out, Update or Cancel, the period as the rules read it (else it is read again).
+    ``period_id``: for an In, the PeriodId drawn in advance (``DimonaView.next_period_id``; else the
+    database gives one). ``status`` and ``result``: the signed result, written with the facts (one round
+    trip on PostgreSQL when ``period_id`` is given for an In).
+    """
     action = dimona.action
-    p = t.employment_period
+    finish = result is not None
     if isinstance(action, DimonaIn):
+        values = dict(scope=scope, employer_noss=dimona.employer.noss, inss=action.inss,
+                      worker_type=action.worker_type, starting_date=action.starting_date,
+                      ending_date=action.ending_date, joint_commission=action.joint_commission,
+                      planned_hours=action.planned_hours)
+        if period_id is not None and finish and not is_sqlite(connection):
+            connection.execute(_DIMONA_IN_PG, dict(values, period_id=period_id, declaration_id=declaration_id,
+                                                   status=status, result=result))
+            return period_id
         ensure_persons(connection, [action.inss])
-        period_id = connection.execute(insert(p).values(
-            scope=scope, employer_noss=dimona.employer.noss, inss=action.inss, worker_type=action.worker_type,
+        row = dict(values, cancelled=False, version=1)
+        if period_id is not None:
+            row["period_id"] = period_id
+        period_id = connection.execute(_INSERT_PERIOD, row).inserted_primary_key[0]
+        connection.execute(_INSERT_VERSION, dict(
+            period_id=period_id, version=1, declaration_id=declaration_id, action="IN",
             starting_date=action.starting_date, ending_date=action.ending_date,
-            joint_commission=action.joint_commission, planned_hours=action.planned_hours, cancelled=False,
-            version=1)).inserted_primary_key[0]
-        _version(connection, period_id, 1, declaration_id, "IN", action.starting_date, action.ending_date,
-                 action.joint_commission, action.planned_hours, False)
-        return period_id
-    current = StoredView(connection, scope).period(action.period_id)
-    assert current is not None, "the rules checked the period exists"
-    if isinstance(action, DimonaOut):
-        changed, label = apply_out(current, action), "OUT"
-    elif isinstance(action, DimonaUpdate):
-        changed, label = apply_update(current, action), "UPDATE"
+            joint_commission=action.joint_commission, planned_hours=action.planned_hours, cancelled=False))
     else:
-        changed, label = apply_cancel(current), "CANCEL"
-    version = current.version + 1
-    connection.execute(update(p).where(p.c.period_id == current.period_id).values(
-        starting_date=changed.starting_date, ending_date=changed.ending_date,
-        joint_commission=changed.joint_commission, planned_hours=changed.planned_hours,
-        cancelled=changed.cancelled, version=version))
-    _version(connection, current.period_id, version, declaration_id, label, changed.starting_date,
-             changed.ending_date, changed.joint_commission, changed.planned_hours, changed.cancelled)
-    return current.period_id
-
-
-def _version(connection, period_id, version, declaration_id, action, start, end, jc, hours, cancelled) -> None:
-    connection.execute(insert(t.employment_period_version).values(
-        period_id=period_id, version=version, declaration_id=declaration_id, action=action, starting_date=start,
-        ending_date=end, joint_commission=jc, planned_hours=hours, cancelled=cancelled))
+        if current is None:
+            current = StoredView(connection, scope).period(action.period_id)
+        assert current is not None, "the rules checked the period exists"
+        if isinstance(action, DimonaOut):
+            changed, label = apply_out(current, action), "OUT"
+        elif isinstance(action, DimonaUpdate):
+            changed, label = apply_update(current, action), "UPDATE"
+        else:
+            changed, label = apply_cancel(current), "CANCEL"
+        period_id = current.period_id
+        values = dict(starting_date=changed.starting_date, ending_date=changed.ending_date,
+                      joint_commission=changed.joint_commission, planned_hours=changed.planned_hours,
+                      cancelled=changed.cancelled, version=current.version + 1)
+        if finish and not is_sqlite(connection):
+            connection.execute(_DIMONA_CHANGE_PG, dict(values, period_id=period_id, declaration_id=declaration_id,
+                                                       action=label, status=status, result=result))
+            return period_id
+        connection.execute(_UPDATE_PERIOD, dict(values, the_period_id=period_id))
+        connection.execute(_INSERT_VERSION, dict(values, period_id=period_id, declaration_id=declaration_id,
+                                                 action=label))
+    if finish:
+        finish_declaration(connection, declaration_id, status=status, result=result)
+    return period_id
 
 
 def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: str) -> None:
