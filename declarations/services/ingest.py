@@ -21,7 +21,8 @@ from declarations.domain.outcome import Outcome
 from declarations.domain.rules import RuleContext, kind_rules
 from declarations.domain.rules.common import directory_anomalies
 from declarations.domain.rules.social_risk import derived_reference
-from declarations.services.examine import Examined, examine, signature_location, signer_anomalies
+from declarations.services.examine import (Examined, certificate_validity, examine, signature_location,
+                                           signer_anomalies)
 from declarations.settings import Settings, brussels_today
 from declarations.store import facts
 from declarations.store.database import lock_employer
@@ -77,9 +78,9 @@ class Ingest:
 
     def _decide(self, connection: Connection, ex: Examined, now: dt.datetime, channel: str,
                 batch_sender_id: str | None, batch_id: str | None) -> Receipt:
-        # Statements on an accepted Dimona, PostgreSQL: 1. the directory and the message key (sender_view);
-        # 2. the archive row and the key, with the employer's lock; 3. the periods the rules read (DimonaView);
-        # 4. the facts and the signed result. Each step below says which.
+        # Statements on an accepted Dimona, PostgreSQL: (1) the directory, the message key, the archive row
+        # and the employer's lock (facts.receive); (2) the periods the rules read (DimonaView); (3) the facts
+        # and the signed result (facts.store_dimona). BEGIN and COMMIT besides.
         def refuse(anomalies: list[Anomaly], *, declaration_id: int | None = None) -> Receipt:
             return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
 
@@ -87,26 +88,27 @@ class Ingest:
             return refuse(ex.refusal)
         header = ex.header
         declaration = ex.declaration  # decoded when the XSD passed
+        noss = declaration.employer.noss if declaration is not None else None
         today = brussels_today(now)
-        directory = None
-        if header is not None and header.sender_id:
-            # (1) What stages 2 to 4 ask of the store, in one statement.
-            directory = sender_view(connection, header.sender_id, header.message_id if ex.keyed else None,
-                                    declaration.employer.noss if declaration is not None else None)
+        location = signature_location(ex.kind)
+        directory, received, declaration_id, locked = None, None, None, False
+        if ex.keyed:
+            # (1) One statement: what stages 2 to 4 read; the archive row and the key if the key is free.
+            received = facts.receive(
+                connection, received_at=now, channel=channel, original=ex.received, kind=ex.kind,
+                sender_id=header.sender_id, message_id=header.message_id, environment=header.environment,
+                content_sha256=ex.content_sha256, fingerprint=ex.verified.fingerprint, batch_id=batch_id,
+                reserve=not certificate_validity(ex.verified.certificate, now, location), noss=noss)
+            directory, declaration_id, locked = received.directory, received.declaration_id, received.locked
+        elif header is not None and header.sender_id:
+            directory = sender_view(connection, header.sender_id, None, noss)
+        if directory is not None:
             # Stage 2, continued: who signed (S003), and when (S004).
             untrusted = signer_anomalies(directory.sender_fingerprints(header.sender_id), ex.verified,
-                                         header.sender_id, now, signature_location(ex.kind))
+                                         header.sender_id, now, location)
             if untrusted:
-                return refuse(untrusted)
-        stage4 = None
-        if not ex.xsd and declaration is not None:
-            # Stage 4: identifiers, then the directory (answered from what (1) read; reported below, after
-            # the key and the XSD, in the contract's order).
-            stage4 = ex.identifiers + list(directory_anomalies(
-                declaration, directory or DirectoryReader(connection), today, batch_sender_id=batch_sender_id))
-        to_rules = stage4 is not None and not any_blocking(stage4)
-        declaration_id, locked = None, False
-        if ex.keyed:
+                return refuse(untrusted, declaration_id=declaration_id)  # archived without its key
+        if received is not None:
             first = directory.first
             if first is not None:
                 if first.content_sha256 == ex.content_sha256:
@@ -114,25 +116,21 @@ class Ingest:
                 return refuse([anomaly("C006", f"MessageId {header.message_id} was already used by sender "
                                        f"{header.sender_id} for another declaration ({first.declaration_id})",
                                        "/" + _root_name(ex) + "/Header/MessageId")])
-            # (2) The archive row and the key; the employer's lock too when the rules will run.
-            declaration_id = facts.new_keyed_declaration(
-                connection, received_at=now, channel=channel, original=ex.received, kind=ex.kind,
-                sender_id=header.sender_id, message_id=header.message_id, environment=header.environment,
-                content_sha256=ex.content_sha256, batch_id=batch_id,
-                lock_noss=declaration.employer.noss if to_rules else None)
-            if declaration_id is None:
+            if not received.reserved:
                 raise _KeyTaken()
-            locked = to_rules
         if ex.xsd:  # stage 3
             return refuse(ex.xsd, declaration_id=declaration_id)
-        if not to_rules:
+        # Stage 4: identifiers, then the directory (answered from what (1) read).
+        stage4 = ex.identifiers + list(directory_anomalies(
+            declaration, directory or DirectoryReader(connection), today, batch_sender_id=batch_sender_id))
+        if any_blocking(stage4):
             return refuse(stage4, declaration_id=declaration_id)
         # Stage 5: the kind's rules, against stored data, serialised per employer.
         if not locked:
-            lock_employer(connection, declaration.employer.noss)
+            lock_employer(connection, noss)
         scope = scope_of(header.environment, header.sender_id)
         if isinstance(declaration, Dimona):
-            stored = DimonaView(connection, scope, declaration)  # (3)
+            stored = DimonaView(connection, scope, declaration)  # (2)
         else:
             stored = StoredView(connection, scope)
         context = RuleContext(today=today, stored=stored)
@@ -146,7 +144,7 @@ class Ingest:
 
     def _store_dimona(self, connection, ex: Examined, now, dimona: Dimona, declaration_id: int, scope: str,
                       stored: DimonaView, anomalies) -> Receipt:
-        """(4) Sign first, then write the facts and the result together: an In's PeriodId was drawn in (3)."""
+        """(3) Sign first, then write the facts and the result together: an In's PeriodId was drawn in (2)."""
         action = dimona.action
         is_in = isinstance(action, DimonaIn)
         period_id = stored.next_period_id if is_in else None

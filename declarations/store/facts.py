@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,8 +21,8 @@ from declarations.domain.model import (DimonaIn, DimonaOut, DimonaUpdate, Dimona
 from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
 from declarations.store import tables as t
 from declarations.domain.ports import StoredPeriod
-from declarations.store.database import employer_lock_key, is_sqlite, lock_employer
-from declarations.store.views import StoredResult, StoredView
+from declarations.store.database import employer_lock_key, is_sqlite
+from declarations.store.views import SenderView, StoredResult, StoredView, sender_view
 
 
 # --- archive ---------------------------------------------------------------
@@ -41,51 +42,89 @@ def new_declaration(connection: Connection, *, received_at: dt.datetime, channel
         status="RECEIVED", result=b"")).inserted_primary_key[0]
 
 
-# PostgreSQL: the archive row and the key in one round trip; the key is reserved with ON CONFLICT DO NOTHING,
-# which waits for a concurrent transaction holding the same key and then finds it taken (or free, if it rolled
-# back). The employer's lock is taken in the same statement when the caller already knows it will need it: the
-# rules' reads come in later statements, whose snapshots see whatever the previous holder committed.
-_ARCHIVE_AND_KEY_PG = """
+# PostgreSQL: the first statement of a keyed declaration (ingest's step 1), one round trip for:
+# - the archive row, unless the (SenderId, MessageId) key is already taken (a retry stores nothing; a C006
+#   refusal is archived afterwards without a key);
+# - the key, reserved with ON CONFLICT DO NOTHING (which waits for a concurrent transaction holding the same
+#   key, then finds it taken, or free if that one rolled back), if the signing certificate is registered
+#   for the sender (S003) and ``reserve`` (the caller found it valid now, S004);
+# - the rows SenderView answers from (the sender's certificates, the key's first declaration, the employer,
+#   the sender, the mandates): views._submission_reads, spelled out;
+# - the employer's advisory lock when ``lock_key`` is given: the rules' reads come in later statements,
+#   whose snapshots see whatever the previous holder committed.
+_RECEIVE_PG = """
 WITH archived AS (
     INSERT INTO declaration (received_at, channel, kind, sender_id, message_id, environment, status,
                              content_sha256, original, result, batch_id)
-    VALUES (:received_at, :channel, :kind, :sender_id, :message_id, :environment, 'RECEIVED',
-            :content_sha256, :original, ''::bytea, :batch_id)
+    SELECT CAST(:received_at AS timestamptz), CAST(:channel AS varchar), CAST(:kind AS varchar),
+           CAST(:sender_id AS varchar), CAST(:message_id AS varchar), CAST(:environment AS varchar), 'RECEIVED',
+           CAST(:content_sha256 AS varchar), CAST(:original AS bytea), ''::bytea, CAST(:batch_id AS varchar)
+    WHERE NOT EXISTS (SELECT 1 FROM message_key WHERE sender_id = :sender_id AND message_id = :message_id)
     RETURNING id),
 reserved AS (
     INSERT INTO message_key (sender_id, message_id, declaration_id, content_sha256)
     SELECT :sender_id, :message_id, archived.id, :content_sha256 FROM archived
+    WHERE CAST(:reserve AS boolean) AND EXISTS (SELECT 1 FROM sender_certificate
+                               WHERE sender_id = :sender_id AND fingerprint = :fingerprint)
     ON CONFLICT DO NOTHING
     RETURNING declaration_id)
-SELECT archived.id, reserved.declaration_id AS reserved{lock}
-FROM archived LEFT JOIN reserved ON true
+SELECT 'archived' AS what, NULL::varchar AS text_a, NULL::varchar AS text_b, NULL::date AS day_a,
+       NULL::date AS day_b, archived.id AS number, NULL::bytea AS blob FROM archived
+UNION ALL SELECT 'reserved', NULL, NULL, NULL, NULL, reserved.declaration_id, NULL FROM reserved
+UNION ALL SELECT 'fingerprint', fingerprint, NULL, NULL, NULL, NULL, NULL
+    FROM sender_certificate WHERE sender_id = :sender_id
+UNION ALL SELECT 'key', k.content_sha256, d.status, NULL, NULL, k.declaration_id, d.result
+    FROM message_key k JOIN declaration d ON d.id = k.declaration_id
+    WHERE k.sender_id = :sender_id AND k.message_id = :message_id
+UNION ALL SELECT 'employer', enterprise_nbr, NULL, NULL, NULL, in_directory::integer, NULL
+    FROM employer WHERE noss = :noss
+UNION ALL SELECT 'sender', noss, NULL, NULL, NULL, NULL, NULL FROM sender WHERE sender_id = :sender_id
+UNION ALL SELECT 'mandate', kinds, NULL, valid_from, valid_to, NULL, NULL
+    FROM mandate WHERE sender_id = :sender_id AND noss = :noss{lock}
 """
-_ARCHIVE_AND_KEY = {False: text(_ARCHIVE_AND_KEY_PG.format(lock="")),
-                    True: text(_ARCHIVE_AND_KEY_PG.format(lock=", pg_advisory_xact_lock(:lock_key) AS locked"))}
+_RECEIVE = {False: text(_RECEIVE_PG.format(lock="")),
+            True: text(_RECEIVE_PG.format(lock="""
+UNION ALL SELECT 'locked', NULL, NULL, NULL, NULL, NULL, NULL
+    FROM (SELECT pg_advisory_xact_lock(:lock_key)) AS employer_lock"""))}
 
 
-def new_keyed_declaration(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes,
-                          kind: str | None, sender_id: str, message_id: str, environment: str | None,
-                          content_sha256: str, batch_id: str | None = None,
-                          lock_noss: str | None = None) -> int | None:
-    """Archive a received message and take its ``(SenderId, MessageId)`` for ever: its DeclarationId, or None
-    if another transaction took the key first (the caller must then roll back: the archive row is written).
+@dataclass(frozen=True)
+class Received:
+    """What the first step of a keyed declaration found and wrote."""
+    directory: SenderView
+    declaration_id: int | None   # its archive row, if written
+    reserved: bool               # the key is now this declaration's
+    locked: bool                 # the employer's lock is held
 
-    ``lock_noss``: also take that employer's lock (``lock_employer``), in the same round trip on PostgreSQL.
+
+def receive(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes, kind: str | None,
+            sender_id: str, message_id: str, environment: str | None, content_sha256: str, fingerprint: str,
+            reserve: bool, noss: str | None, batch_id: str | None = None) -> Received:
+    """Read what stages 2 to 4 need (``sender_view``) and, if the message key is free, archive the message;
+    reserve the key if the certificate is registered and ``reserve``. On PostgreSQL in one statement, which
+    also takes the lock of employer ``noss`` when given; on SQLite (whose BEGIN IMMEDIATE already serialises
+    writers) as separate statements, archiving only with the key.
+
+    ``reserved`` False with ``directory.first`` None and a trusted certificate means: another transaction
+    took the key meanwhile, the caller must roll back.
     """
     values = dict(received_at=received_at, channel=channel, kind=kind, sender_id=sender_id, message_id=message_id,
                   environment=environment, content_sha256=content_sha256, original=original, batch_id=batch_id)
     if is_sqlite(connection):
+        directory = sender_view(connection, sender_id, message_id, noss)
+        if (not reserve or fingerprint not in directory.sender_fingerprints(sender_id)
+                or directory.first is not None):
+            return Received(directory, None, False, False)
         declaration_id = new_declaration(connection, **values)
-        if not reserve_key(connection, sender_id, message_id, declaration_id, content_sha256):
-            return None
-        if lock_noss is not None:
-            lock_employer(connection, lock_noss)
-        return declaration_id
-    if lock_noss is not None:
-        values["lock_key"] = employer_lock_key(lock_noss)
-    row = connection.execute(_ARCHIVE_AND_KEY[lock_noss is not None], values).one()
-    return row.id if row.reserved is not None else None
+        reserved = reserve_key(connection, sender_id, message_id, declaration_id, content_sha256)
+        return Received(directory, declaration_id, reserved, False)
+    params = dict(values, reserve=reserve, fingerprint=fingerprint, noss=noss)
+    if noss is not None:
+        params["lock_key"] = employer_lock_key(noss)
+    rows = connection.execute(_RECEIVE[noss is not None], params).all()
+    archived = next((row.number for row in rows if row.what == "archived"), None)
+    reserved = any(row.what == "reserved" for row in rows)
+    return Received(SenderView(connection, sender_id, message_id, noss, rows), archived, reserved, noss is not None)
 
 
 def finish_declaration(connection: Connection, declaration_id: int, *, status: str, result: bytes) -> None:

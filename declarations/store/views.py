@@ -204,7 +204,7 @@ class SenderView(DirectoryReader):
                 self._employer = row
             elif row.what == "sender":
                 self._sender_noss = row.text_a
-            else:
+            elif row.what == "mandate":
                 mandates.append(Mandate(sender_id, noss, frozenset(row.text_a.split()), row.day_a, row.day_b))
         self._fingerprints = frozenset(fingerprints)
         self._mandates = mandates
