@@ -27,7 +27,7 @@ from declarations.settings import Settings, brussels_today
 from declarations.store import facts
 from declarations.store.database import lock_employer
 from declarations.store.tables import scope_of
-from declarations.store.views import DimonaView, DirectoryReader, StoredView, sender_view
+from declarations.store.views import DimonaView, DirectoryReader, StoredResult, StoredView, sender_view
 from declarations.xmlio.parsing import parse
 from declarations.xmlio.results import read_result, result_element, to_bytes
 from declarations.xmlio.signature import Signer
@@ -195,7 +195,7 @@ class Ingest:
         signed = self.signer.sign(result_element(outcome))
         return Receipt(outcome, signed, to_bytes(signed))
 
-    def _retry(self, first: facts.StoredResult) -> Receipt:
+    def _retry(self, first: StoredResult) -> Receipt:
         """The first result again, byte for byte (a safe retry stores nothing)."""
         signed = parse(first.result)
         return Receipt(read_result(signed), signed, bytes(first.result), retry=True)

@@ -89,7 +89,7 @@ def _ping_when_idle(engine: Engine) -> None:
 
 
 def employer_lock_key(noss: str) -> int:
-    """The PostgreSQL advisory lock key of one employer (also taken inside facts.new_keyed_declaration)."""
+    """The PostgreSQL advisory lock key of one employer (also taken inside facts.receive's statement)."""
     return zlib.crc32(f"employer:{noss}".encode())
 
 

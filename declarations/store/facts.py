@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -19,16 +19,17 @@ from sqlalchemy.engine import Connection
 from declarations.domain.model import (DimonaIn, DimonaOut, DimonaUpdate, Dimona, DmfA,
                                        ReferenceData, SocialRisk)
 from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
-from declarations.store import tables as t
 from declarations.domain.ports import StoredPeriod
+from declarations.store import tables as t
 from declarations.store.database import employer_lock_key, is_sqlite
-from declarations.store.views import SenderView, StoredResult, StoredView, sender_view
+from declarations.store.views import SenderView, StoredView, sender_view
 
 
 # --- archive ---------------------------------------------------------------
 
 _INSERT_DECLARATION = insert(t.declaration)
-_FINISH_DECLARATION = update(t.declaration).where(t.declaration.c.id == bindparam("declaration_id"))  # SET status, result
+# SET status, result: the parameters' keys.
+_FINISH_DECLARATION = update(t.declaration).where(t.declaration.c.id == bindparam("declaration_id"))
 
 
 def new_declaration(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes,
@@ -129,15 +130,6 @@ def receive(connection: Connection, *, received_at: dt.datetime, channel: str, o
 
 def finish_declaration(connection: Connection, declaration_id: int, *, status: str, result: bytes) -> None:
     connection.execute(_FINISH_DECLARATION, {"declaration_id": declaration_id, "status": status, "result": result})
-
-
-def find_by_key(connection: Connection, sender_id: str, message_id: str) -> StoredResult | None:
-    k, d = t.message_key, t.declaration
-    row = connection.execute(
-        select(k.c.declaration_id, k.c.content_sha256, d.c.status, d.c.result)
-        .join(d, d.c.id == k.c.declaration_id)
-        .where(k.c.sender_id == sender_id, k.c.message_id == message_id)).first()
-    return StoredResult(row.declaration_id, row.content_sha256, row.status, row.result) if row else None
 
 
 def reserve_key(connection: Connection, sender_id: str, message_id: str, declaration_id: int, sha256: str) -> bool:

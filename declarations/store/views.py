@@ -9,7 +9,7 @@ from typing import Iterable
 
 from functools import lru_cache
 
-from sqlalchemy import (BigInteger, Date, Integer, LargeBinary, String, and_, bindparam, cast, func, literal,
+from sqlalchemy import (BigInteger, Date, Integer, LargeBinary, String, and_, bindparam, cast, func,
                         literal_column, null, or_, select, type_coerce, union_all)
 from sqlalchemy.engine import Connection
 

@@ -91,7 +91,8 @@ def test_the_period_id_in_the_signed_result_is_the_stored_one(app, demo_signer):
     assert [row.period_id for row in stored] == ids == versions
     assert len(set(ids)) == 3 and ids == sorted(ids)
     # and a later In gets a new one, never a reused one
-    assert app.ingest.submit(signed(signer, hire("in-4", inss="85073100229")), channel="CLI").outcome.period_id > ids[-1]
+    later = app.ingest.submit(signed(signer, hire("in-4", inss="85073100229")), channel="CLI").outcome
+    assert later.period_id > ids[-1]
 
 
 def test_concurrent_overlapping_hires_accept_one(app, demo_signer):
