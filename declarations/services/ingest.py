@@ -23,6 +23,7 @@ from declarations.domain.rules.common import directory_anomalies
 from declarations.domain.rules.social_risk import derived_reference
 from declarations.services.examine import (Examined, certificate_validity, examine, signature_location,
                                            signer_anomalies)
+from declarations.services.institutions import notify as notify_institutions
 from declarations.settings import Settings, brussels_today
 from declarations.store import facts
 from declarations.store.database import lock_employer
@@ -140,6 +141,8 @@ class Ingest:
         if isinstance(declaration, Dimona):
             return self._store_dimona(connection, ex, now, declaration, declaration_id, scope, stored, anomalies)
         self._store_facts(connection, declaration, declaration_id, scope, context)
+        # institutions.md: the notifications this declaration yields commit with it (PROD only).
+        notify_institutions(connection, declaration, declaration_id, scope, None, now)
         return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
 
     def _store_dimona(self, connection, ex: Examined, now, dimona: Dimona, declaration_id: int, scope: str,
@@ -152,6 +155,8 @@ class Ingest:
         facts.store_dimona(connection, dimona, declaration_id, scope,
                            current=None if is_in else stored.period(action.period_id), period_id=period_id,
                            status=receipt.outcome.status, result=receipt.result_bytes)
+        # institutions.md: the notifications this declaration yields commit with it (PROD only).
+        notify_institutions(connection, dimona, declaration_id, scope, period_id, now)
         return receipt
 
     def _archive(self, connection, ex: Examined, now, channel, batch_id) -> int:
