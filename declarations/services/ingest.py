@@ -23,15 +23,15 @@ from declarations.domain.rules.common import directory_anomalies
 from declarations.domain.rules.social_risk import derived_reference
 from declarations.services.examine import (Examined, certificate_validity, examine, signature_location,
                                            signer_anomalies)
-from declarations.services.institutions import notify as notify_institutions
 from declarations.settings import Settings, brussels_today
 from declarations.store import facts
 from declarations.store.database import lock_employer
-from declarations.store.tables import scope_of
+from declarations.store.tables import PROD, scope_of
 from declarations.store.views import DimonaView, DirectoryReader, StoredResult, StoredView, sender_view
 from declarations.xmlio.parsing import parse
 from declarations.xmlio.results import read_result, result_element, to_bytes
 from declarations.xmlio.signature import Signer
+from declarations.services.institutions import data_type_of, notify as notify_institutions
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,12 @@ class Ingest:
         for _attempt in range(5):
             try:
                 with self.engine.begin() as connection:
-                    receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id)
+                    reads = _Reads()
+                    receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id, reads)
+                    if receipt.outcome.accepted and not receipt.retry:
+                        # institutions.md: the notifications it yields commit with it (PROD only).
+                        notify_institutions(connection, examined.declaration, receipt.outcome, now,
+                                            subscribed=reads.subscribed)
                     if on_decided is not None:
                         on_decided(connection, receipt)
                     return receipt
@@ -78,7 +83,7 @@ class Ingest:
     # -- one transaction ------------------------------------------------------
 
     def _decide(self, connection: Connection, ex: Examined, now: dt.datetime, channel: str,
-                batch_sender_id: str | None, batch_id: str | None) -> Receipt:
+                batch_sender_id: str | None, batch_id: str | None, reads: "_Reads") -> Receipt:
         # Statements on an accepted Dimona, PostgreSQL: (1) the directory, the message key, the archive row
         # and the employer's lock (facts.receive); (2) the periods the rules read (DimonaView); (3) the facts
         # and the signed result (facts.store_dimona). BEGIN and COMMIT besides.
@@ -99,8 +104,11 @@ class Ingest:
                 connection, received_at=now, channel=channel, original=ex.received, kind=ex.kind,
                 sender_id=header.sender_id, message_id=header.message_id, environment=header.environment,
                 content_sha256=ex.content_sha256, fingerprint=ex.verified.fingerprint, batch_id=batch_id,
-                reserve=not certificate_validity(ex.verified.certificate, now, location), noss=noss)
+                reserve=not certificate_validity(ex.verified.certificate, now, location), noss=noss,
+                data_type=data_type_of(declaration) if declaration is not None and header.environment == PROD
+                else None)
             directory, declaration_id, locked = received.directory, received.declaration_id, received.locked
+            reads.subscribed = received.subscribed
         elif header is not None and header.sender_id:
             directory = sender_view(connection, header.sender_id, None, noss)
         if directory is not None:
@@ -141,8 +149,6 @@ class Ingest:
         if isinstance(declaration, Dimona):
             return self._store_dimona(connection, ex, now, declaration, declaration_id, scope, stored, anomalies)
         self._store_facts(connection, declaration, declaration_id, scope, context)
-        # institutions.md: the notifications this declaration yields commit with it (PROD only).
-        notify_institutions(connection, declaration, declaration_id, scope, None, now)
         return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
 
     def _store_dimona(self, connection, ex: Examined, now, dimona: Dimona, declaration_id: int, scope: str,
@@ -155,8 +161,6 @@ class Ingest:
         facts.store_dimona(connection, dimona, declaration_id, scope,
                            current=None if is_in else stored.period(action.period_id), period_id=period_id,
                            status=receipt.outcome.status, result=receipt.result_bytes)
-        # institutions.md: the notifications this declaration yields commit with it (PROD only).
-        notify_institutions(connection, dimona, declaration_id, scope, period_id, now)
         return receipt
 
     def _archive(self, connection, ex: Examined, now, channel, batch_id) -> int:
@@ -204,6 +208,13 @@ class Ingest:
         """The first result again, byte for byte (a safe retry stores nothing)."""
         signed = parse(first.result)
         return Receipt(read_result(signed), signed, bytes(first.result), retry=True)
+
+
+@dataclass
+class _Reads:
+    """What ``_decide``'s first statement read for the notification hook in ``submit``: whether anyone is
+    subscribed to the declaration's data type (None: not read, ``notify`` reads it)."""
+    subscribed: bool | None = None
 
 
 class _KeyTaken(Exception):

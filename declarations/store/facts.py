@@ -51,6 +51,7 @@ def new_declaration(connection: Connection, *, received_at: dt.datetime, channel
 #   for the sender (S003) and ``reserve`` (the caller found it valid now, S004);
 # - the rows SenderView answers from (the sender's certificates, the key's first declaration, the employer,
 #   the sender, the mandates): views._submission_reads, spelled out;
+# - whether any institution is subscribed to ``data_type`` (for the notification hook, issue 5);
 # - the employer's advisory lock when ``lock_key`` is given: the rules' reads come in later statements,
 #   whose snapshots see whatever the previous holder committed.
 _RECEIVE_PG = """
@@ -81,7 +82,9 @@ UNION ALL SELECT 'employer', enterprise_nbr, NULL, NULL, NULL, in_directory::int
     FROM employer WHERE noss = :noss
 UNION ALL SELECT 'sender', noss, NULL, NULL, NULL, NULL, NULL FROM sender WHERE sender_id = :sender_id
 UNION ALL SELECT 'mandate', kinds, NULL, valid_from, valid_to, NULL, NULL
-    FROM mandate WHERE sender_id = :sender_id AND noss = :noss{lock}
+    FROM mandate WHERE sender_id = :sender_id AND noss = :noss
+UNION ALL SELECT 'subscribed', NULL, NULL, NULL, NULL, NULL, NULL
+    WHERE EXISTS (SELECT 1 FROM subscription WHERE data_type = :data_type){lock}
 """
 _RECEIVE = {False: text(_RECEIVE_PG.format(lock="")),
             True: text(_RECEIVE_PG.format(lock="""
@@ -96,15 +99,18 @@ class Received:
     declaration_id: int | None   # its archive row, if written
     reserved: bool               # the key is now this declaration's
     locked: bool                 # the employer's lock is held
+    subscribed: bool | None = None  # anyone subscribed to the data type asked for; None: not read
 
 
 def receive(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes, kind: str | None,
             sender_id: str, message_id: str, environment: str | None, content_sha256: str, fingerprint: str,
-            reserve: bool, noss: str | None, batch_id: str | None = None) -> Received:
+            reserve: bool, noss: str | None, batch_id: str | None = None,
+            data_type: str | None = None) -> Received:
     """Read what stages 2 to 4 need (``sender_view``) and, if the message key is free, archive the message;
     reserve the key if the certificate is registered and ``reserve``. On PostgreSQL in one statement, which
-    also takes the lock of employer ``noss`` when given; on SQLite (whose BEGIN IMMEDIATE already serialises
-    writers) as separate statements, archiving only with the key.
+    also takes the lock of employer ``noss`` when given and reads whether anyone is subscribed to
+    ``data_type`` when given; on SQLite (whose BEGIN IMMEDIATE already serialises writers) as separate
+    statements, archiving only with the key, and leaving the subscriptions to the notification hook.
 
     ``reserved`` False with ``directory.first`` None and a trusted certificate means: another transaction
     took the key meanwhile, the caller must roll back.
@@ -119,13 +125,15 @@ def receive(connection: Connection, *, received_at: dt.datetime, channel: str, o
         declaration_id = new_declaration(connection, **values)
         reserved = reserve_key(connection, sender_id, message_id, declaration_id, content_sha256)
         return Received(directory, declaration_id, reserved, False)
-    params = dict(values, reserve=reserve, fingerprint=fingerprint, noss=noss)
+    params = dict(values, reserve=reserve, fingerprint=fingerprint, noss=noss, data_type=data_type)
     if noss is not None:
         params["lock_key"] = employer_lock_key(noss)
     rows = connection.execute(_RECEIVE[noss is not None], params).all()
     archived = next((row.number for row in rows if row.what == "archived"), None)
     reserved = any(row.what == "reserved" for row in rows)
-    return Received(SenderView(connection, sender_id, message_id, noss, rows), archived, reserved, noss is not None)
+    subscribed = any(row.what == "subscribed" for row in rows) if data_type is not None else None
+    return Received(SenderView(connection, sender_id, message_id, noss, rows), archived, reserved,
+                    noss is not None, subscribed)
 
 
 def finish_declaration(connection: Connection, declaration_id: int, *, status: str, result: bytes) -> None:
