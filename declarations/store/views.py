@@ -253,7 +253,9 @@ def _dimona_reads(sqlite: bool, new_period: bool):
     non-cancelled periods with this employer (D002) and the worker's non-cancelled student periods with any
     employer (D008); for an In, with the next PeriodId."""
     p = t.employment_period
-    scopes = bindparam("scopes", expanding=True)
+    # PROD reads PROD; TEST reads PROD and its own scope: two plain parameters (the same twice for PROD)
+    # rather than an expanding IN list, which SQLAlchemy renders again at every execution.
+    scopes = [bindparam("scope_a", type_=String), bindparam("scope_b", type_=String)]
     related = and_(p.c.cancelled.is_(False), or_(p.c.employer_noss == bindparam("noss"), p.c.worker_type == "STU"))
     if new_period:
         # A one-row subquery with the volatile nextval(): evaluated once, whatever the number of periods.
@@ -284,7 +286,7 @@ class DimonaView(StoredView):
         action = dimona.action
         self.employer = dimona.employer.noss
         sqlite = connection.dialect.name == "sqlite"
-        params = {"scopes": list(self.scopes), "noss": self.employer}
+        params = {"scope_a": self.scopes[0], "scope_b": self.scopes[-1], "noss": self.employer}
         if isinstance(action, DimonaIn):
             rows = connection.execute(_dimona_reads(sqlite, True), dict(params, inss=action.inss)).all()
             self.next_period_id: int | None = rows[0].next_id
