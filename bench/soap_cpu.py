@@ -1,6 +1,6 @@
 """CPU per SubmitDimona over HTTP: all of ``declarations serve``'s processes and PostgreSQL's, at saturation.
 
-    python bench/soap_cpu.py            # --seconds 6 --workers 5 --connections 16 --repeat 2
+    python bench/soap_cpu.py            # --seconds 6 --workers 5 --connections 16 --repeat 2 --employers 1
 
 On a shared machine the throughput of bench/soap.py moves with the other
 users' load; the CPU a declaration costs hardly does. This drives the real
@@ -28,6 +28,35 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
 import soap as bench  # noqa: E402
+
+# (sender, employer, key): the demo directory's senders and the employers they may declare for.
+EMPLOYERS = [("1001", "123456749", "sender-1001"), ("2001", "555123433", "sender-2001"),
+             ("2001", "009988768", "sender-2001")]
+
+
+def dimona_envelopes(count: int, tag: str, employers: int) -> list[bytes]:
+    """bench/soap.py's envelopes, round-robin over ``employers`` employers (1: all for 123456749, as there)."""
+    if employers == 1:
+        return bench.dimona_envelopes(count, tag)
+    import datetime as dt
+
+    from lxml import etree
+
+    from declarations import samples
+    from declarations.xmlio.signature import Signer
+
+    keys = REPO / "fixtures" / "demo" / "keys"
+    signers = {name: Signer.from_files(keys / f"{name}.key.pem", keys / f"{name}.cert.pem")
+               for _s, _e, name in EMPLOYERS}
+    out = []
+    for n, inss in enumerate(samples.inss_series(count)):
+        sender, noss, key = EMPLOYERS[n % employers]
+        element = samples.dimona("In", message_id=f"bench-{tag}-{n}", sender_id=sender, noss=noss, INSS=inss,
+                                 StartingDate=dt.date(2025, 11, 16), JointCommissionNbr="200", WorkerType="OTH")
+        out.append(b'<soapenv:Envelope xmlns:soapenv="' + bench.SOAP.encode() + b'"><soapenv:Body>'
+                   b'<svc:SubmitDimona xmlns:svc="urn:declarations:service:v1">'
+                   + etree.tostring(signers[key].sign(element)) + b"</svc:SubmitDimona></soapenv:Body></soapenv:Envelope>")
+    return out
 
 
 def _processes() -> dict[int, tuple[int, float, bytes]]:
@@ -70,6 +99,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--expected", type=float, default=400, help="a generous guess of declarations/s")
+    parser.add_argument("--employers", type=int, default=1, choices=(1, 2, 3),
+                        help="spread the Dimona over this many employers (their advisory locks are distinct; "
+                             "1001 signs with RSA-2048, 2001 with EC P-256)")
     args = parser.parse_args()
 
     import pgserver
@@ -84,8 +116,9 @@ def main() -> int:
     rows = []
     try:
         url = pg.create_database("bench_soap_cpu")
-        warm = 300
-        bodies = bench.dimona_envelopes(warm + int(args.expected * args.seconds * args.repeat * 1.3), "cpu")
+        warm = int(args.expected * 1.5 * 1.3) + 100  # the warm-up loop runs 1.5 s
+        bodies = dimona_envelopes(warm + int(args.expected * args.seconds * args.repeat * 1.3), "cpu",
+                                  args.employers)
         marker = str(pg.tmpdir).encode() if getattr(pg, "tmpdir", None) else None
         with tempfile.TemporaryDirectory(prefix="soap-cpu-") as home, \
                 Server(Path(home), now=bench.NOW, database_url=url, workers=workers) as server:
@@ -102,7 +135,8 @@ def main() -> int:
                 rest = rest[int(answered * 1.2) + args.connections:]
     finally:
         pg.stop()
-    print(f"gunicorn sync workers: {workers}; {args.connections} connections; {os.cpu_count()} CPUs")
+    print(f"gunicorn sync workers: {workers}; {args.connections} connections; {os.cpu_count()} CPUs; "
+          f"{args.employers} employer(s)")
     print("| run | Dimona/s at saturation | server + PostgreSQL CPU ms per Dimona | client CPU ms per Dimona "
           "| 2 cores / server CPU (Dimona/s) | answers | load average |")
     print("|---:|---:|---:|---:|---:|---|---:|")
