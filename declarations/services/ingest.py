@@ -16,20 +16,22 @@ from lxml import etree
 from sqlalchemy.engine import Connection, Engine
 
 from declarations.domain.anomalies import Anomaly, any_blocking, anomaly
-from declarations.domain.model import Dimona, DmfA, SocialRisk
+from declarations.domain.model import Dimona, DimonaIn, DmfA, SocialRisk
 from declarations.domain.outcome import Outcome
 from declarations.domain.rules import RuleContext, kind_rules
 from declarations.domain.rules.common import directory_anomalies
 from declarations.domain.rules.social_risk import derived_reference
-from declarations.services.examine import Examined, examine, signature_location, signer_anomalies
+from declarations.services.examine import (Examined, certificate_validity, examine, signature_location,
+                                           signer_anomalies)
 from declarations.settings import Settings, brussels_today
 from declarations.store import facts
 from declarations.store.database import lock_employer
-from declarations.store.tables import scope_of
-from declarations.store.views import DirectoryReader, StoredView
+from declarations.store.tables import PROD, scope_of
+from declarations.store.views import DimonaView, DirectoryReader, StoredResult, StoredView, sender_view
 from declarations.xmlio.parsing import parse
 from declarations.xmlio.results import read_result, result_element, to_bytes
 from declarations.xmlio.signature import Signer
+from declarations.services.institutions import data_type_of, notify as notify_institutions
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,12 @@ class Ingest:
         for _attempt in range(5):
             try:
                 with self.engine.begin() as connection:
-                    receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id)
+                    reads = _Reads()
+                    receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id, reads)
+                    if receipt.outcome.accepted and not receipt.retry:
+                        # institutions.md: the notifications it yields commit with it (PROD only).
+                        notify_institutions(connection, examined.declaration, receipt.outcome, now,
+                                            subscribed=reads.subscribed)
                     if on_decided is not None:
                         on_decided(connection, receipt)
                     return receipt
@@ -76,53 +83,88 @@ class Ingest:
     # -- one transaction ------------------------------------------------------
 
     def _decide(self, connection: Connection, ex: Examined, now: dt.datetime, channel: str,
-                batch_sender_id: str | None, batch_id: str | None) -> Receipt:
+                batch_sender_id: str | None, batch_id: str | None, reads: "_Reads") -> Receipt:
+        # Statements on an accepted Dimona, PostgreSQL: (1) the directory, the message key, the archive row
+        # and the employer's lock (facts.receive); (2) the periods the rules read (DimonaView); (3) the facts
+        # and the signed result (facts.store_dimona). BEGIN and COMMIT besides.
         def refuse(anomalies: list[Anomaly], *, declaration_id: int | None = None) -> Receipt:
             return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
 
         if ex.refusal:  # stage 1, or stage 2's profile
             return refuse(ex.refusal)
         header = ex.header
-        directory = DirectoryReader(connection)
-        if header is not None and header.sender_id:
+        declaration = ex.declaration  # decoded when the XSD passed
+        noss = declaration.employer.noss if declaration is not None else None
+        today = brussels_today(now)
+        location = signature_location(ex.kind)
+        directory, received, declaration_id, locked = None, None, None, False
+        if ex.keyed:
+            # (1) One statement: what stages 2 to 4 read; the archive row and the key if the key is free.
+            received = facts.receive(
+                connection, received_at=now, channel=channel, original=ex.received, kind=ex.kind,
+                sender_id=header.sender_id, message_id=header.message_id, environment=header.environment,
+                content_sha256=ex.content_sha256, fingerprint=ex.verified.fingerprint, batch_id=batch_id,
+                reserve=not certificate_validity(ex.verified.certificate, now, location), noss=noss,
+                data_type=data_type_of(declaration) if declaration is not None and header.environment == PROD
+                else None)
+            directory, declaration_id, locked = received.directory, received.declaration_id, received.locked
+            reads.subscribed = received.subscribed
+        elif header is not None and header.sender_id:
+            directory = sender_view(connection, header.sender_id, None, noss)
+        if directory is not None:
             # Stage 2, continued: who signed (S003), and when (S004).
             untrusted = signer_anomalies(directory.sender_fingerprints(header.sender_id), ex.verified,
-                                         header.sender_id, now, signature_location(ex.kind))
+                                         header.sender_id, now, location)
             if untrusted:
-                return refuse(untrusted)
-        declaration_id = None
-        if ex.keyed:
-            first = facts.find_by_key(connection, header.sender_id, header.message_id)
+                return refuse(untrusted, declaration_id=declaration_id)  # archived without its key
+        if received is not None:
+            first = directory.first
             if first is not None:
                 if first.content_sha256 == ex.content_sha256:
                     return self._retry(first)
                 return refuse([anomaly("C006", f"MessageId {header.message_id} was already used by sender "
                                        f"{header.sender_id} for another declaration ({first.declaration_id})",
                                        "/" + _root_name(ex) + "/Header/MessageId")])
-            declaration_id = self._archive(connection, ex, now, channel, batch_id)
-            if not facts.reserve_key(connection, header.sender_id, header.message_id, declaration_id,
-                                     ex.content_sha256):
+            if not received.reserved:
                 raise _KeyTaken()
         if ex.xsd:  # stage 3
             return refuse(ex.xsd, declaration_id=declaration_id)
-        declaration = ex.declaration
-        # Stage 4: identifiers, then the directory.
+        # Stage 4: identifiers, then the directory (answered from what (1) read).
         stage4 = ex.identifiers + list(directory_anomalies(
-            declaration, directory, brussels_today(now), batch_sender_id=batch_sender_id))
+            declaration, directory or DirectoryReader(connection), today, batch_sender_id=batch_sender_id))
         if any_blocking(stage4):
             return refuse(stage4, declaration_id=declaration_id)
         # Stage 5: the kind's rules, against stored data, serialised per employer.
-        lock_employer(connection, declaration.employer.noss)
+        if not locked:
+            lock_employer(connection, noss)
         scope = scope_of(header.environment, header.sender_id)
-        context = RuleContext(today=brussels_today(now), stored=StoredView(connection, scope))
+        if isinstance(declaration, Dimona):
+            stored = DimonaView(connection, scope, declaration)  # (2)
+        else:
+            stored = StoredView(connection, scope)
+        context = RuleContext(today=today, stored=stored)
         anomalies = stage4 + list(kind_rules(declaration, context))
         if any_blocking(anomalies):
             return refuse(anomalies, declaration_id=declaration_id)
-        period_id = self._store_facts(connection, declaration, declaration_id, scope, context)
-        return self._finish(connection, ex, now, channel, batch_id, anomalies,
-                            declaration_id=declaration_id, period_id=period_id)
+        if isinstance(declaration, Dimona):
+            return self._store_dimona(connection, ex, now, declaration, declaration_id, scope, stored, anomalies)
+        self._store_facts(connection, declaration, declaration_id, scope, context)
+        return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
+
+    def _store_dimona(self, connection, ex: Examined, now, dimona: Dimona, declaration_id: int, scope: str,
+                      stored: DimonaView, anomalies) -> Receipt:
+        """(3) Sign first, then write the facts and the result together: an In's PeriodId was drawn in (2)."""
+        action = dimona.action
+        is_in = isinstance(action, DimonaIn)
+        period_id = stored.next_period_id if is_in else None
+        receipt = self._sign(ex, now, anomalies, declaration_id, period_id)
+        facts.store_dimona(connection, dimona, declaration_id, scope,
+                           current=None if is_in else stored.period(action.period_id), period_id=period_id,
+                           status=receipt.outcome.status, result=receipt.result_bytes)
+        return receipt
 
     def _archive(self, connection, ex: Examined, now, channel, batch_id) -> int:
+        """The archive row of a message that holds no key (refused before its key could be read)."""
         header = ex.header
         return facts.new_declaration(
             connection, received_at=now, channel=channel, original=ex.received, kind=ex.kind,
@@ -130,10 +172,8 @@ class Ingest:
             environment=header.environment if header else None, content_sha256=ex.content_sha256,
             batch_id=batch_id)
 
-    def _store_facts(self, connection, declaration, declaration_id, scope, context) -> int | None:
-        if isinstance(declaration, Dimona):
-            period_id = facts.store_dimona(connection, declaration, declaration_id, scope)
-            return period_id if declaration.action.action == "In" else None
+    def _store_facts(self, connection, declaration, declaration_id, scope, context) -> None:
+        """A DmfA's or a social risk's facts (a Dimona's go with its result: _store_dimona)."""
         if isinstance(declaration, DmfA):
             facts.store_dmfa(connection, declaration, declaration_id, scope)
         elif isinstance(declaration, SocialRisk):
@@ -144,26 +184,37 @@ class Ingest:
             elif reference is None:
                 source = "NONE"
             facts.store_social_risk(connection, declaration, declaration_id, scope, reference, source)
-        return None
 
     def _finish(self, connection, ex: Examined, now, channel, batch_id, anomalies, *,
-                declaration_id: int | None, period_id: int | None = None) -> Receipt:
+                declaration_id: int | None) -> Receipt:
         if declaration_id is None:
             declaration_id = self._archive(connection, ex, now, channel, batch_id)
+        receipt = self._sign(ex, now, anomalies, declaration_id, None)
+        facts.finish_declaration(connection, declaration_id, status=receipt.outcome.status,
+                                 result=receipt.result_bytes)
+        return receipt
+
+    def _sign(self, ex: Examined, now, anomalies, declaration_id: int, period_id: int | None) -> Receipt:
+        """The outcome and the signed DeclarationResult (not stored yet)."""
         header = ex.header
         outcome = Outcome(
             declaration_id=declaration_id, received_at=now, anomalies=tuple(anomalies),
             message_id=header.message_id if header else None, sender_id=header.sender_id if header else None,
             kind=ex.kind, environment=header.environment if header else None, period_id=period_id)
         signed = self.signer.sign(result_element(outcome))
-        stored = to_bytes(signed)
-        facts.finish_declaration(connection, declaration_id, status=outcome.status, result=stored)
-        return Receipt(outcome, signed, stored)
+        return Receipt(outcome, signed, to_bytes(signed))
 
-    def _retry(self, first: facts.StoredResult) -> Receipt:
+    def _retry(self, first: StoredResult) -> Receipt:
         """The first result again, byte for byte (a safe retry stores nothing)."""
         signed = parse(first.result)
         return Receipt(read_result(signed), signed, bytes(first.result), retry=True)
+
+
+@dataclass
+class _Reads:
+    """What ``_decide``'s first statement read for the notification hook in ``submit``: whether anyone is
+    subscribed to the declaration's data type (None: not read, ``notify`` reads it)."""
+    subscribed: bool | None = None
 
 
 class _KeyTaken(Exception):

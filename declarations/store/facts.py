@@ -11,25 +11,25 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from declarations.domain.model import (DimonaIn, DimonaOut, DimonaUpdate, Dimona, DmfA,
                                        ReferenceData, SocialRisk)
 from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
+from declarations.domain.ports import StoredPeriod
 from declarations.store import tables as t
-from declarations.store.database import insert_ignoring_duplicates, is_sqlite
-from declarations.store.views import StoredView
+from declarations.store.database import employer_lock_key, is_sqlite
+from declarations.store.views import SenderView, StoredView, sender_view
 
 
 # --- archive ---------------------------------------------------------------
 
-@dataclass(frozen=True)
-class StoredResult:
-    declaration_id: int
-    content_sha256: str | None
-    status: str
-    result: bytes
+_INSERT_DECLARATION = insert(t.declaration)
+# SET status, result: the parameters' keys.
+_FINISH_DECLARATION = update(t.declaration).where(t.declaration.c.id == bindparam("declaration_id"))
 
 
 def new_declaration(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes,
@@ -37,83 +37,223 @@ def new_declaration(connection: Connection, *, received_at: dt.datetime, channel
                     environment: str | None = None, content_sha256: str | None = None,
                     batch_id: str | None = None) -> int:
     """Archive a received message; its row id is its DeclarationId."""
-    return connection.execute(insert(t.declaration).values(
+    return connection.execute(_INSERT_DECLARATION, dict(
         received_at=received_at, channel=channel, kind=kind, sender_id=sender_id, message_id=message_id,
         environment=environment, content_sha256=content_sha256, original=original, batch_id=batch_id,
         status="RECEIVED", result=b"")).inserted_primary_key[0]
 
 
+# PostgreSQL: the first statement of a keyed declaration (ingest's step 1), one round trip for:
+# - the archive row, unless the (SenderId, MessageId) key is already taken (a retry stores nothing; a C006
+#   refusal is archived afterwards without a key);
+# - the key, reserved with ON CONFLICT DO NOTHING (which waits for a concurrent transaction holding the same
+#   key, then finds it taken, or free if that one rolled back), if the signing certificate is registered
+#   for the sender (S003) and ``reserve`` (the caller found it valid now, S004);
+# - the rows SenderView answers from (the sender's certificates, the key's first declaration, the employer,
+#   the sender, the mandates): views._submission_reads, spelled out;
+# - whether any institution is subscribed to ``data_type`` (for the notification hook, issue 5);
+# - the employer's advisory lock when ``lock_key`` is given: the rules' reads come in later statements,
+#   whose snapshots see whatever the previous holder committed.
+_RECEIVE_PG = """
+WITH archived AS (
+    INSERT INTO declaration (received_at, channel, kind, sender_id, message_id, environment, status,
+                             content_sha256, original, result, batch_id)
+    SELECT CAST(:received_at AS timestamptz), CAST(:channel AS varchar), CAST(:kind AS varchar),
+           CAST(:sender_id AS varchar), CAST(:message_id AS varchar), CAST(:environment AS varchar), 'RECEIVED',
+           CAST(:content_sha256 AS varchar), CAST(:original AS bytea), ''::bytea, CAST(:batch_id AS varchar)
+    WHERE NOT EXISTS (SELECT 1 FROM message_key WHERE sender_id = :sender_id AND message_id = :message_id)
+    RETURNING id),
+reserved AS (
+    INSERT INTO message_key (sender_id, message_id, declaration_id, content_sha256)
+    SELECT :sender_id, :message_id, archived.id, :content_sha256 FROM archived
+    WHERE CAST(:reserve AS boolean) AND EXISTS (SELECT 1 FROM sender_certificate
+                               WHERE sender_id = :sender_id AND fingerprint = :fingerprint)
+    ON CONFLICT DO NOTHING
+    RETURNING declaration_id)
+SELECT 'archived' AS what, NULL::varchar AS text_a, NULL::varchar AS text_b, NULL::date AS day_a,
+       NULL::date AS day_b, archived.id AS number, NULL::bytea AS blob FROM archived
+UNION ALL SELECT 'reserved', NULL, NULL, NULL, NULL, reserved.declaration_id, NULL FROM reserved
+UNION ALL SELECT 'fingerprint', fingerprint, NULL, NULL, NULL, NULL, NULL
+    FROM sender_certificate WHERE sender_id = :sender_id
+UNION ALL SELECT 'key', k.content_sha256, d.status, NULL, NULL, k.declaration_id, d.result
+    FROM message_key k JOIN declaration d ON d.id = k.declaration_id
+    WHERE k.sender_id = :sender_id AND k.message_id = :message_id
+UNION ALL SELECT 'employer', enterprise_nbr, NULL, NULL, NULL, in_directory::integer, NULL
+    FROM employer WHERE noss = :noss
+UNION ALL SELECT 'sender', noss, NULL, NULL, NULL, NULL, NULL FROM sender WHERE sender_id = :sender_id
+UNION ALL SELECT 'mandate', kinds, NULL, valid_from, valid_to, NULL, NULL
+    FROM mandate WHERE sender_id = :sender_id AND noss = :noss
+UNION ALL SELECT 'subscribed', NULL, NULL, NULL, NULL, NULL, NULL
+    WHERE EXISTS (SELECT 1 FROM subscription WHERE data_type = :data_type){lock}
+"""
+_RECEIVE = {False: text(_RECEIVE_PG.format(lock="")),
+            True: text(_RECEIVE_PG.format(lock="""
+UNION ALL SELECT 'locked', NULL, NULL, NULL, NULL, NULL, NULL
+    FROM (SELECT pg_advisory_xact_lock(:lock_key)) AS employer_lock"""))}
+
+
+@dataclass(frozen=True)
+class Received:
+    """What the first step of a keyed declaration found and wrote."""
+    directory: SenderView
+    declaration_id: int | None   # its archive row, if written
+    reserved: bool               # the key is now this declaration's
+    locked: bool                 # the employer's lock is held
+    subscribed: bool | None = None  # anyone subscribed to the data type asked for; None: not read
+
+
+def receive(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes, kind: str | None,
+            sender_id: str, message_id: str, environment: str | None, content_sha256: str, fingerprint: str,
+            reserve: bool, noss: str | None, batch_id: str | None = None,
+            data_type: str | None = None) -> Received:
+    """Read what stages 2 to 4 need (``sender_view``) and, if the message key is free, archive the message;
+    reserve the key if the certificate is registered and ``reserve``. On PostgreSQL in one statement, which
+    also takes the lock of employer ``noss`` when given and reads whether anyone is subscribed to
+    ``data_type`` when given; on SQLite (whose BEGIN IMMEDIATE already serialises writers) as separate
+    statements, archiving only with the key, and leaving the subscriptions to the notification hook.
+
+    ``reserved`` False with ``directory.first`` None and a trusted certificate means: another transaction
+    took the key meanwhile, the caller must roll back.
+    """
+    values = dict(received_at=received_at, channel=channel, kind=kind, sender_id=sender_id, message_id=message_id,
+                  environment=environment, content_sha256=content_sha256, original=original, batch_id=batch_id)
+    if is_sqlite(connection):
+        directory = sender_view(connection, sender_id, message_id, noss)
+        if (not reserve or fingerprint not in directory.sender_fingerprints(sender_id)
+                or directory.first is not None):
+            return Received(directory, None, False, False)
+        declaration_id = new_declaration(connection, **values)
+        reserved = reserve_key(connection, sender_id, message_id, declaration_id, content_sha256)
+        return Received(directory, declaration_id, reserved, False)
+    params = dict(values, reserve=reserve, fingerprint=fingerprint, noss=noss, data_type=data_type)
+    if noss is not None:
+        params["lock_key"] = employer_lock_key(noss)
+    rows = connection.execute(_RECEIVE[noss is not None], params).all()
+    archived = next((row.number for row in rows if row.what == "archived"), None)
+    reserved = any(row.what == "reserved" for row in rows)
+    subscribed = any(row.what == "subscribed" for row in rows) if data_type is not None else None
+    return Received(SenderView(connection, sender_id, message_id, noss, rows), archived, reserved,
+                    noss is not None, subscribed)
+
+
 def finish_declaration(connection: Connection, declaration_id: int, *, status: str, result: bytes) -> None:
-    connection.execute(update(t.declaration).where(t.declaration.c.id == declaration_id)
-                       .values(status=status, result=result))
-
-
-def find_by_key(connection: Connection, sender_id: str, message_id: str) -> StoredResult | None:
-    k, d = t.message_key, t.declaration
-    row = connection.execute(
-        select(k.c.declaration_id, k.c.content_sha256, d.c.status, d.c.result)
-        .join(d, d.c.id == k.c.declaration_id)
-        .where(k.c.sender_id == sender_id, k.c.message_id == message_id)).first()
-    return StoredResult(row.declaration_id, row.content_sha256, row.status, row.result) if row else None
+    connection.execute(_FINISH_DECLARATION, {"declaration_id": declaration_id, "status": status, "result": result})
 
 
 def reserve_key(connection: Connection, sender_id: str, message_id: str, declaration_id: int, sha256: str) -> bool:
     """Take ``(SenderId, MessageId)`` for ever; False if another transaction took it first."""
     # RETURNING rather than rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
-    taken = connection.execute(insert_ignoring_duplicates(connection, t.message_key).values(
-        sender_id=sender_id, message_id=message_id, declaration_id=declaration_id, content_sha256=sha256)
-        .returning(t.message_key.c.declaration_id)).first()
+    taken = connection.execute(_RESERVE_KEY[is_sqlite(connection)], dict(
+        sender_id=sender_id, message_id=message_id, declaration_id=declaration_id, content_sha256=sha256)).first()
     return taken is not None
 
 
+_RESERVE_KEY = {sqlite: dialect_insert(t.message_key).on_conflict_do_nothing().returning(t.message_key.c.declaration_id)
+                for sqlite, dialect_insert in ((True, sqlite_insert), (False, pg_insert))}
 
 
 # --- facts -----------------------------------------------------------------
 
+_ENSURE_PERSONS = {sqlite: dialect_insert(t.person).on_conflict_do_nothing()
+                   for sqlite, dialect_insert in ((True, sqlite_insert), (False, pg_insert))}
+
+
 def ensure_persons(connection: Connection, inss_list) -> None:
     rows = [{"inss": inss} for inss in sorted(set(inss_list))]
     if rows:
-        connection.execute(insert_ignoring_duplicates(connection, t.person), rows)
+        connection.execute(_ENSURE_PERSONS[is_sqlite(connection)], rows)
 
 
+# PostgreSQL: an accepted Dimona's whole write in one round trip (the person, the period, its version, the signed
+# result). The foreign keys between them are checked at the end of the statement, when all rows are there.
+_DIMONA_IN_PG = text("""
+WITH new_person AS (
+    INSERT INTO person (inss) VALUES (:inss) ON CONFLICT DO NOTHING),
+new_period AS (
+    INSERT INTO employment_period (period_id, scope, employer_noss, inss, worker_type, starting_date, ending_date,
+                                   joint_commission, planned_hours, cancelled, version)
+    VALUES (:period_id, :scope, :employer_noss, :inss, :worker_type, :starting_date, :ending_date,
+            :joint_commission, :planned_hours, false, 1)),
+new_version AS (
+    INSERT INTO employment_period_version (period_id, version, declaration_id, action, starting_date, ending_date,
+                                           joint_commission, planned_hours, cancelled)
+    VALUES (:period_id, 1, :declaration_id, 'IN', :starting_date, :ending_date, :joint_commission,
+            :planned_hours, false))
+UPDATE declaration SET status = :status, result = :result WHERE id = :declaration_id
+""")
+_DIMONA_CHANGE_PG = text("""
+WITH changed AS (
+    UPDATE employment_period SET starting_date = :starting_date, ending_date = :ending_date,
+        joint_commission = :joint_commission, planned_hours = :planned_hours, cancelled = :cancelled,
+        version = :version
+    WHERE period_id = :period_id),
+new_version AS (
+    INSERT INTO employment_period_version (period_id, version, declaration_id, action, starting_date, ending_date,
+                                           joint_commission, planned_hours, cancelled)
+    VALUES (:period_id, :version, :declaration_id, :action, :starting_date, :ending_date, :joint_commission,
+            :planned_hours, :cancelled))
+UPDATE declaration SET status = :status, result = :result WHERE id = :declaration_id
+""")
+_INSERT_PERIOD = insert(t.employment_period)
+_INSERT_VERSION = insert(t.employment_period_version)
+# The SET clause is the parameters' keys (the current version's values).
+_UPDATE_PERIOD = update(t.employment_period).where(t.employment_period.c.period_id == bindparam("the_period_id"))
 
 
-def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, scope: str) -> int:
-    """Apply an accepted Dimona; returns the PeriodId it concerns."""
+def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, scope: str, *,
+                 current: StoredPeriod | None = None, period_id: int | None = None,
+                 status: str | None = None, result: bytes | None = None) -> int:
+    """Apply an accepted Dimona; returns the PeriodId it concerns.
+
+    ``current``: for an Out, Update or Cancel, the period as the rules read it (else it is read again).
+    ``period_id``: for an In, the PeriodId drawn in advance (``DimonaView.next_period_id``; else the
+    database gives one). ``status`` and ``result``: the signed result, written with the facts (one round
+    trip on PostgreSQL when ``period_id`` is given for an In).
+    """
     action = dimona.action
-    p = t.employment_period
+    finish = result is not None
     if isinstance(action, DimonaIn):
+        values = dict(scope=scope, employer_noss=dimona.employer.noss, inss=action.inss,
+                      worker_type=action.worker_type, starting_date=action.starting_date,
+                      ending_date=action.ending_date, joint_commission=action.joint_commission,
+                      planned_hours=action.planned_hours)
+        if period_id is not None and finish and not is_sqlite(connection):
+            connection.execute(_DIMONA_IN_PG, dict(values, period_id=period_id, declaration_id=declaration_id,
+                                                   status=status, result=result))
+            return period_id
         ensure_persons(connection, [action.inss])
-        period_id = connection.execute(insert(p).values(
-            scope=scope, employer_noss=dimona.employer.noss, inss=action.inss, worker_type=action.worker_type,
+        row = dict(values, cancelled=False, version=1)
+        if period_id is not None:
+            row["period_id"] = period_id
+        period_id = connection.execute(_INSERT_PERIOD, row).inserted_primary_key[0]
+        connection.execute(_INSERT_VERSION, dict(
+            period_id=period_id, version=1, declaration_id=declaration_id, action="IN",
             starting_date=action.starting_date, ending_date=action.ending_date,
-            joint_commission=action.joint_commission, planned_hours=action.planned_hours, cancelled=False,
-            version=1)).inserted_primary_key[0]
-        _version(connection, period_id, 1, declaration_id, "IN", action.starting_date, action.ending_date,
-                 action.joint_commission, action.planned_hours, False)
-        return period_id
-    current = StoredView(connection, scope).period(action.period_id)
-    assert current is not None, "the rules checked the period exists"
-    if isinstance(action, DimonaOut):
-        changed, label = apply_out(current, action), "OUT"
-    elif isinstance(action, DimonaUpdate):
-        changed, label = apply_update(current, action), "UPDATE"
+            joint_commission=action.joint_commission, planned_hours=action.planned_hours, cancelled=False))
     else:
-        changed, label = apply_cancel(current), "CANCEL"
-    version = current.version + 1
-    connection.execute(update(p).where(p.c.period_id == current.period_id).values(
-        starting_date=changed.starting_date, ending_date=changed.ending_date,
-        joint_commission=changed.joint_commission, planned_hours=changed.planned_hours,
-        cancelled=changed.cancelled, version=version))
-    _version(connection, current.period_id, version, declaration_id, label, changed.starting_date,
-             changed.ending_date, changed.joint_commission, changed.planned_hours, changed.cancelled)
-    return current.period_id
-
-
-def _version(connection, period_id, version, declaration_id, action, start, end, jc, hours, cancelled) -> None:
-    connection.execute(insert(t.employment_period_version).values(
-        period_id=period_id, version=version, declaration_id=declaration_id, action=action, starting_date=start,
-        ending_date=end, joint_commission=jc, planned_hours=hours, cancelled=cancelled))
+        if current is None:
+            current = StoredView(connection, scope).period(action.period_id)
+        assert current is not None, "the rules checked the period exists"
+        if isinstance(action, DimonaOut):
+            changed, label = apply_out(current, action), "OUT"
+        elif isinstance(action, DimonaUpdate):
+            changed, label = apply_update(current, action), "UPDATE"
+        else:
+            changed, label = apply_cancel(current), "CANCEL"
+        period_id = current.period_id
+        values = dict(starting_date=changed.starting_date, ending_date=changed.ending_date,
+                      joint_commission=changed.joint_commission, planned_hours=changed.planned_hours,
+                      cancelled=changed.cancelled, version=current.version + 1)
+        if finish and not is_sqlite(connection):
+            connection.execute(_DIMONA_CHANGE_PG, dict(values, period_id=period_id, declaration_id=declaration_id,
+                                                       action=label, status=status, result=result))
+            return period_id
+        connection.execute(_UPDATE_PERIOD, dict(values, the_period_id=period_id))
+        connection.execute(_INSERT_VERSION, dict(values, period_id=period_id, declaration_id=declaration_id,
+                                                 action=label))
+    if finish:
+        finish_declaration(connection, declaration_id, status=status, result=result)
+    return period_id
 
 
 def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: str) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Iterable
 
-from sqlalchemy import and_, func, select
+from functools import lru_cache
+
+from sqlalchemy import (BigInteger, Date, Integer, LargeBinary, String, and_, bindparam, cast, func,
+                        literal_column, null, or_, select, type_coerce, union_all)
 from sqlalchemy.engine import Connection
 
-from declarations.domain.model import Quarter
+from declarations.domain.model import Dimona, DimonaIn, Quarter
 from declarations.domain.ports import Mandate, OccupationSnapshot, QuarterSnapshot, StoredPeriod
 from declarations.store import tables as t
 
@@ -131,3 +135,190 @@ class DirectoryReader:
         m = t.mandate
         rows = self.connection.execute(select(m).where(m.c.sender_id == sender_id, m.c.noss == noss))
         return [Mandate(r.sender_id, r.noss, frozenset(r.kinds.split()), r.valid_from, r.valid_to) for r in rows]
+
+
+# --- what one submission reads before stage 5, in one statement ------------------------------------------------
+
+@dataclass(frozen=True)
+class StoredResult:
+    """The declaration that holds a (SenderId, MessageId) key, with its signed result."""
+    declaration_id: int
+    content_sha256: str | None
+    status: str
+    result: bytes
+
+
+def _typed(expression, type_):
+    """A column of the UNION below: the value, or a NULL of the same type (SQLite needs the type to read dates)."""
+    return cast(null(), type_) if expression is None else type_coerce(expression, type_)
+
+
+def _branch(what: str, table, where, *, text_a=None, text_b=None, day_a=None, day_b=None, number=None, blob=None):
+    return select(literal_column(f"'{what}'", String).label("what"), _typed(text_a, String).label("text_a"),
+                  _typed(text_b, String).label("text_b"), _typed(day_a, Date).label("day_a"),
+                  _typed(day_b, Date).label("day_b"), _typed(number, BigInteger).label("number"),
+                  _typed(blob, LargeBinary).label("blob")).select_from(table).where(where)
+
+
+def _submission_reads():
+    sender_id, message_id, noss = bindparam("sender_id", type_=String), bindparam("message_id", type_=String), \
+        bindparam("noss", type_=String)
+    c, k, d, e, s, m = t.sender_certificate, t.message_key, t.declaration, t.employer, t.sender, t.mandate
+    return union_all(
+        _branch("fingerprint", c, c.c.sender_id == sender_id, text_a=c.c.fingerprint),
+        _branch("key", k.join(d, d.c.id == k.c.declaration_id),
+                and_(k.c.sender_id == sender_id, k.c.message_id == message_id),
+                number=k.c.declaration_id, text_a=k.c.content_sha256, text_b=d.c.status, blob=d.c.result),
+        _branch("employer", e, e.c.noss == noss, text_a=e.c.enterprise_nbr, number=cast(e.c.in_directory, Integer)),
+        _branch("sender", s, s.c.sender_id == sender_id, text_a=s.c.noss),
+        _branch("mandate", m, and_(m.c.sender_id == sender_id, m.c.noss == noss),
+                text_a=m.c.kinds, day_a=m.c.valid_from, day_b=m.c.valid_to))
+
+
+# Built once: SQLAlchemy caches its compiled form, psycopg prepares it after a few executions.
+_SUBMISSION_READS = _submission_reads()
+
+
+class SenderView(DirectoryReader):
+    """What stages 2 to 4 read about one sender, read in one statement (``sender_view``).
+
+    It holds the sender's certificates, the declaration holding the message
+    key if any, the employer, the sender's own employer and the sender's
+    mandates from that employer. It lives for one transaction; any other
+    question goes to the database, as DirectoryReader does.
+    """
+
+    def __init__(self, connection: Connection, sender_id: str, message_id: str | None, noss: str | None, rows):
+        super().__init__(connection)
+        self.sender_id, self.message_id, self.noss = sender_id, message_id, noss
+        fingerprints, mandates = set(), []
+        self.first: StoredResult | None = None
+        self._employer = None
+        self._sender_noss = None
+        for row in rows:
+            if row.what == "fingerprint":
+                fingerprints.add(row.text_a)
+            elif row.what == "key":
+                self.first = StoredResult(row.number, row.text_a, row.text_b, bytes(row.blob))
+            elif row.what == "employer":
+                self._employer = row
+            elif row.what == "sender":
+                self._sender_noss = row.text_a
+            elif row.what == "mandate":
+                mandates.append(Mandate(sender_id, noss, frozenset(row.text_a.split()), row.day_a, row.day_b))
+        self._fingerprints = frozenset(fingerprints)
+        self._mandates = mandates
+
+    def registered_enterprise_nbr(self, noss: str):
+        if noss != self.noss:
+            return super().registered_enterprise_nbr(noss)
+        if self._employer is None or not self._employer.number:
+            return False
+        return self._employer.text_a
+
+    def sender_fingerprints(self, sender_id: str) -> frozenset[str]:
+        return self._fingerprints if sender_id == self.sender_id else super().sender_fingerprints(sender_id)
+
+    def sender_employer(self, sender_id: str) -> str | None:
+        return self._sender_noss if sender_id == self.sender_id else super().sender_employer(sender_id)
+
+    def mandates(self, sender_id: str, noss: str) -> list[Mandate]:
+        if sender_id == self.sender_id and noss == self.noss:
+            return list(self._mandates)
+        return super().mandates(sender_id, noss)
+
+
+def sender_view(connection: Connection, sender_id: str, message_id: str | None, noss: str | None) -> SenderView:
+    """One statement for the sender's certificates (S003), the (SenderId, MessageId) key when ``message_id``
+    is given, and, when ``noss`` is given, the directory's employer, sender and mandates (stage 4)."""
+    rows = connection.execute(_SUBMISSION_READS, {"sender_id": sender_id, "message_id": message_id, "noss": noss})
+    return SenderView(connection, sender_id, message_id, noss, rows.all())
+
+
+# --- what the Dimona rules read, in one statement -----------------------------------------------------------
+
+# The PeriodId an accepted DimonaIn will get, drawn before the rules run so that the signed result (which
+# carries it) and the facts go to the database together. PostgreSQL: the column's sequence (a refused In
+# leaves a gap, as a rolled-back insert does). SQLite: the AUTOINCREMENT counter, safe because the whole
+# transaction holds the database's write lock (BEGIN IMMEDIATE).
+_NEXT_PERIOD_ID = {
+    False: "nextval(pg_get_serial_sequence('employment_period', 'period_id'))",
+    True: "(SELECT COALESCE(MAX(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'employment_period')",
+}
+
+
+@lru_cache(maxsize=None)
+def _dimona_reads(sqlite: bool, new_period: bool):
+    """Every period a Dimona's rules read: the period it names (Out, Update, Cancel), the worker's
+    non-cancelled periods with this employer (D002) and the worker's non-cancelled student periods with any
+    employer (D008); for an In, with the next PeriodId."""
+    p = t.employment_period
+    # PROD reads PROD; TEST reads PROD and its own scope: two plain parameters (the same twice for PROD)
+    # rather than an expanding IN list, which SQLAlchemy renders again at every execution.
+    scopes = [bindparam("scope_a", type_=String), bindparam("scope_b", type_=String)]
+    related = and_(p.c.cancelled.is_(False), or_(p.c.employer_noss == bindparam("noss"), p.c.worker_type == "STU"))
+    if new_period:
+        # A one-row subquery with the volatile nextval(): evaluated once, whatever the number of periods.
+        n = select(literal_column(_NEXT_PERIOD_ID[sqlite], BigInteger).label("next_id")).subquery("n")
+        return (select(n.c.next_id, *p.c)
+                .select_from(n.outerjoin(p, and_(p.c.scope.in_(scopes), p.c.inss == bindparam("inss"), related)))
+                .order_by(p.c.period_id))
+    named = p.alias("named")
+    worker = select(named.c.inss).where(named.c.period_id == bindparam("period_id"),
+                                        named.c.scope.in_(scopes)).scalar_subquery()
+    return (select(*p.c)
+            .where(p.c.scope.in_(scopes), or_(p.c.period_id == bindparam("period_id"),
+                                              and_(p.c.inss == worker, related)))
+            .order_by(p.c.period_id))
+
+
+class DimonaView(StoredView):
+    """StoredData for the rules of one Dimona, read in one statement (after the employer's lock).
+
+    It answers ``period``, ``periods_of`` and ``student_hours`` for the
+    Dimona's period, employer and worker from the rows read; any other
+    question goes to the database, as StoredView does. For an In,
+    ``next_period_id`` is the PeriodId the period will get if accepted.
+    """
+
+    def __init__(self, connection: Connection, scope: str, dimona: Dimona):
+        super().__init__(connection, scope)
+        action = dimona.action
+        self.employer = dimona.employer.noss
+        sqlite = connection.dialect.name == "sqlite"
+        params = {"scope_a": self.scopes[0], "scope_b": self.scopes[-1], "noss": self.employer}
+        if isinstance(action, DimonaIn):
+            rows = connection.execute(_dimona_reads(sqlite, True), dict(params, inss=action.inss)).all()
+            self.next_period_id: int | None = rows[0].next_id
+            self.named_id, self.named = None, None
+            self.inss: str | None = action.inss
+            self.rows = [_period(r) for r in rows if r.period_id is not None]
+        else:
+            rows = connection.execute(_dimona_reads(sqlite, False), dict(params, period_id=action.period_id)).all()
+            self.next_period_id = None
+            self.rows = [_period(r) for r in rows]
+            self.named_id = action.period_id
+            self.named = next((r for r in self.rows if r.period_id == action.period_id), None)
+            self.inss = self.named.inss if self.named else None
+
+    def period(self, period_id: int) -> StoredPeriod | None:
+        if self.named_id is not None and period_id == self.named_id:
+            return self.named
+        return super().period(period_id)
+
+    def periods_of(self, employer: str, inss_list: Iterable[str]) -> dict[str, list[StoredPeriod]]:
+        inss_list = list(inss_list)
+        if employer != self.employer or self.inss is None or set(inss_list) - {self.inss}:
+            return super().periods_of(employer, inss_list)
+        found: dict[str, list[StoredPeriod]] = defaultdict(list)
+        for row in self.rows:
+            if row.employer == employer and row.inss in inss_list and not row.cancelled:
+                found[row.inss].append(row)
+        return found
+
+    def student_hours(self, inss: str, year: int, *, excluding_period: int | None) -> int:
+        if inss != self.inss:
+            return super().student_hours(inss, year, excluding_period=excluding_period)
+        return sum(row.planned_hours or 0 for row in self.rows
+                   if row.inss == inss and row.worker_type == "STU" and not row.cancelled
+                   and row.starting_date.year == year and not (excluding_period and row.period_id == excluding_period))
