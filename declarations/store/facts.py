@@ -269,7 +269,9 @@ def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: s
     _ensure_dmfa_persons(connection, [p.inss for p in dmfa.persons])
     d = t.dmfa
     if dmfa.declaration_type == "REPLACEMENT":
-        connection.execute(update(d).where(d.c.declaration_id == dmfa.replaces).values(
+        # Only within its own scope: a sender's TEST replacement of a PROD DmfA shadows it for that
+        # sender's tests (StoredView.current_dmfa: newest first) and leaves PROD untouched.
+        connection.execute(update(d).where(d.c.declaration_id == dmfa.replaces, d.c.scope == scope).values(
             is_current=False, replaced_by_declaration_id=declaration_id))
     connection.execute(insert(d).values(
         declaration_id=declaration_id, scope=scope, employer_noss=dmfa.employer.noss, quarter=dmfa.quarter.code,

@@ -38,9 +38,9 @@ def count(app, table):
 
 
 def q3_dmfa(message_id, *, pay=900000, declaration_type="ORIGINAL", replaces=None, quarter="20253",
-            start=Q3["first"]):
+            start=Q3["first"], environment="PROD"):
     return samples.dmfa(message_id=message_id, **EMPLOYER, quarter=quarter, declaration_type=declaration_type,
-                        replaces=replaces, workers=[samples.worker(WORKER, sequence=1, occupations=[
+                        replaces=replaces, environment=environment, workers=[samples.worker(WORKER, sequence=1, occupations=[
                             samples.occupation(start=start, jc="302", mean=1900, ref=3800,
                                                services=[("001", 3000)], remuns=[("001", pay), ("002", 10000)])])])
 
@@ -117,6 +117,24 @@ def test_dmfa_replacement_replaces(app, demo_signer):
     assert sorted(remuns) == sorted([(first.declaration_id, 900000), (second.declaration_id, 950000)])
     stale = submit(app, signer, q3_dmfa("d-3", declaration_type="REPLACEMENT", replaces=first.declaration_id))
     assert [a.code for a in stale.outcome.anomalies if a.severity.value == "BLOCKING"] == ["M003"]
+
+
+def test_a_test_replacement_leaves_the_prod_dmfa_current(app, demo_signer):
+    signer = demo_signer("sender-1001")
+    original = submit(app, signer, q3_dmfa("p-1")).outcome.declaration_id
+    rehearsal = submit(app, signer, q3_dmfa("t-1", pay=1, declaration_type="REPLACEMENT", replaces=original,
+                                            environment="TEST"))
+    assert rehearsal.outcome.accepted, rehearsal.outcome.anomalies
+    with app.engine.connect() as c:
+        prod = c.execute(select(t.dmfa).where(t.dmfa.c.declaration_id == original)).one()
+    assert (prod.is_current, prod.replaced_by_declaration_id) == (True, None)
+    # the sender's TEST flow sees its rehearsal as current: replacing the PROD one again is M003 there...
+    again = submit(app, signer, q3_dmfa("t-2", pay=2, declaration_type="REPLACEMENT", replaces=original,
+                                        environment="TEST"))
+    assert "M003" in [a.code for a in again.outcome.anomalies]
+    # ...and PROD still replaces its own current DmfA
+    real = submit(app, signer, q3_dmfa("p-2", pay=950000, declaration_type="REPLACEMENT", replaces=original))
+    assert real.outcome.accepted, real.outcome.anomalies
 
 
 def test_social_risk_reference_data_is_derived_from_stored_dmfa(app, demo_signer):
