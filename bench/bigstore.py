@@ -24,6 +24,9 @@ What is generated, deterministically (person ``i`` of ``N``, employer
   with the employer's persons: one worker record (495), one occupation, one
   service, one remuneration; for every 10th employer the 2025Q1 DmfA was
   replaced (the original stays, not current, with all its rows);
+- the directory: the demo one, plus DIMONA authorizations for INAMI/INSURED
+  and ONVA/HOLIDAY_PAY_BENEFICIARY (so that three institutions can be
+  notified of a Dimona);
 - register entries, when the store has the ``register_entry`` table (issue 5):
   ONEM/UNEMPLOYED and INAMI/INSURED for every person, ONVA/HOLIDAY_PAY_BENEFICIARY
   for every 2nd, FEDRIS/VICTIM for every 100th, all from 2015-01-01, open.
@@ -110,11 +113,29 @@ def _libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# Two authorizations the demo directory does not have, so that three institutions can be notified of a Dimona
+# (only ONEM is authorized for DIMONA in the demo directory; the DmfA has three already).
+EXTRA_AUTHORIZATIONS = (("INAMI", "INSURED", "DIMONA"), ("ONVA", "HOLIDAY_PAY_BENEFICIARY", "DIMONA"))
+
+
+def bench_directory() -> bytes:
+    """The demo directory plus EXTRA_AUTHORIZATIONS."""
+    from declarations.channels.soap.harness import DEMO_DIRECTORY
+
+    data = DEMO_DIRECTORY.read_bytes()
+    extra = "".join(f"  <Authorization><InstitutionId>{i}</InstitutionId><Capacity>{c}</Capacity>"
+                    f"<DataType>{d}</DataType></Authorization>\n" for i, c, d in EXTRA_AUTHORIZATIONS)
+    return data.replace(b"</Directory>", extra.encode() + b"</Directory>")
+
+
 def prepare_schema(url: str, home: Path) -> None:
-    """Migrations (the engine's own ``init``) and the demo directory."""
+    """Migrations (the engine's own ``init``) and the bench directory (demo + EXTRA_AUTHORIZATIONS)."""
     from declarations.channels.soap.harness import prepare_home
 
-    prepare_home(home, {"DECLARATIONS_HOME": str(home), "DECLARATIONS_DATABASE_URL": url})
+    home.mkdir(parents=True, exist_ok=True)
+    directory = home / "bench-directory.xml"
+    directory.write_bytes(bench_directory())
+    prepare_home(home, {"DECLARATIONS_HOME": str(home), "DECLARATIONS_DATABASE_URL": url}, directory)
 
 
 def fill_register(pg: str, inss: list[str]) -> dict[str, int]:
@@ -133,12 +154,15 @@ def fill_register(pg: str, inss: list[str]) -> dict[str, int]:
     return tb.rows
 
 
-def generate(url: str, *, persons: int, employers: int, home: Path, say=print) -> dict:
+def generate(url: str, *, persons: int, employers: int, home: Path, say=None) -> dict:
     """Fill an empty store at ``url``; returns row counts, timings and the database size."""
     import psycopg
 
     from declarations import samples
 
+    if say is None:
+        def say(text):
+            print(text, flush=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     prepare_schema(url, home)
