@@ -34,6 +34,11 @@ class App:
         from declarations.services.ingest import Ingest
         return Ingest(self.engine, self.signer, self.settings)
 
+    @cached_property
+    def institutions(self):
+        from declarations.services.institutions import InstitutionDesk
+        return InstitutionDesk(self.engine, self.settings)
+
     def init(self) -> None:
         """Create or upgrade the store; create the engine key if there is none."""
         self.settings.home.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ class LogEntry:
     sequence: int
     at: str                    # ISO 8601 with zone
     institution_id: str
-    operation: str             # CONSULT | GET_NOTIFICATIONS | REGISTER | UNREGISTER | ...
+    operation: str             # CONSULT | GET_NOTIFICATIONS | REGISTER | UNREGISTER | SUBSCRIBE | ...
     inss: str | None
     data_type: str | None
     window: str | None         # "FROM/TO"
@@ -26,6 +26,7 @@ class LogEntry:
     message_id: str | None
     previous_hash: str
     hash: str = ""
+    detail: str | None = None  # what else identifies the access, e.g. the Sequences a GetNotifications delivered
 
     def content(self) -> bytes:
         """What the hash covers: every field but the hash, in a canonical JSON form."""

@@ -22,6 +22,7 @@ from declarations.domain.rules import RuleContext, kind_rules
 from declarations.domain.rules.common import directory_anomalies
 from declarations.domain.rules.social_risk import derived_reference
 from declarations.services.examine import Examined, examine, signature_location, signer_anomalies
+from declarations.services.institutions import notify as notify_institutions
 from declarations.settings import Settings, brussels_today
 from declarations.store import facts
 from declarations.store.database import lock_employer
@@ -119,6 +120,8 @@ class Ingest:
         if any_blocking(anomalies):
             return refuse(anomalies, declaration_id=declaration_id)
         period_id = self._store_facts(connection, declaration, declaration_id, scope, context)
+        # institutions.md: the notifications this declaration yields commit with it (PROD only).
+        notify_institutions(connection, declaration, declaration_id, scope, period_id, now)
         return self._finish(connection, ex, now, channel, batch_id, anomalies,
                             declaration_id=declaration_id, period_id=period_id)
 

@@ -282,3 +282,84 @@ batch_item = Table(
     Column("position", Integer, primary_key=True),           # 1-based, file order
     Column("declaration_id", Id, ForeignKey("declaration.id"), nullable=False),
 )
+
+
+# --- institutions (institutions.md; docs/institutions.md) ----------------------
+# The integration register: which institution holds which person, in which
+# capacity, for which period. The primary key serves Consult (institution,
+# person); ix_register_entry_inss serves the notification recipients (person).
+
+register_entry = Table(
+    "register_entry", metadata,
+    Column("institution_id", String(16), primary_key=True),
+    Column("inss", String(11), primary_key=True),
+    Column("capacity", String(64), primary_key=True),
+    Column("valid_from", Date, primary_key=True),
+    Column("valid_to", Date),
+)
+Index("ix_register_entry_inss", register_entry.c.inss)
+
+subscription = Table(
+    "subscription", metadata,
+    Column("institution_id", String(16), primary_key=True),
+    Column("data_type", String(32), primary_key=True),
+)
+Index("ix_subscription_data_type", subscription.c.data_type)
+
+# One counter row per institution, incremented in the declaration's own
+# transaction: the row lock orders the writers, and a rollback gives the
+# numbers back, so Sequences have no gaps and commit in order.
+institution_sequence = Table(
+    "institution_sequence", metadata,
+    Column("institution_id", String(16), primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
+)
+
+notification = Table(
+    "notification", metadata,
+    Column("institution_id", String(16), primary_key=True),
+    Column("sequence", BigInteger, primary_key=True),
+    Column("inss", String(11), nullable=False),
+    Column("data_type", String(32), nullable=False),
+    Column("declaration_id", Id, nullable=False),
+    Column("change", String(10), nullable=False),             # NEW | UPDATED | REPLACED | CANCELLED
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_notification_inss", notification.c.inss)
+
+# The MessageIds an institution has used (A005): taken in the request's transaction.
+institution_message = Table(
+    "institution_message", metadata,
+    Column("institution_id", String(64), primary_key=True),
+    Column("message_id", String(64), primary_key=True),
+)
+
+# The access log (domain/access_log.py): append-only, each entry hashing the
+# one before. ``access_log_head`` is one row (id 1) holding the last sequence
+# and hash: writers lock it (UPDATE) so the chain stays linear.
+access_log = Table(
+    "access_log", metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),                 # ISO 8601 with zone, as hashed
+    Column("institution_id", String(64), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("inss", String(11)),
+    Column("data_type", String(32)),
+    Column("window", String(40)),
+    Column("outcome", String(8), nullable=False),
+    Column("authorization", String(200)),
+    Column("message_id", String(64)),
+    Column("detail", String(200)),
+    Column("previous_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_access_log_inss", access_log.c.inss)
+
+access_log_head = Table(
+    "access_log_head", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

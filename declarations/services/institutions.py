@@ -1,0 +1,299 @@
+"""The institutions' desk (institutions.md): register, Consult, subscriptions,
+notifications and the access log, decided on typed requests
+(domain/institution_messages.py). The XML side (channels/soap) authenticates
+the request, calls ``InstitutionDesk.handle`` and signs what it returns.
+
+One request is one transaction: the MessageId claim (A005), the decision,
+the access-log entry and the answer's data commit together, so a logged
+access is one that happened and an access that happened is logged.
+
+``notify`` is the other half: it runs inside a declaration's own
+transaction (services/ingest.py) and writes the notifications that
+declaration yields, numbered from each institution's counter row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+from sqlalchemy.engine import Connection, Engine
+
+from declarations.domain import institution_messages as m
+from declarations.domain.access import Grant, RegisterEntry, Window, decide_consult, may_register
+from declarations.domain.access_log import GENESIS, LogEntry
+from declarations.domain.model import Dimona, DimonaIn, DmfA, Quarter, SocialRisk
+from declarations.settings import Settings
+from declarations.store import institutions as store
+from declarations.store.tables import PROD
+
+MAX_NOTIFICATIONS = 1000  # per GetNotifications answer, whatever Max asks
+SECTOR_OF = {"DRS_UNEMPLOYMENT": "UNEMPLOYMENT", "DRS_HEALTH": "HEALTH", "DRS_OCCUPATIONAL": "OCCUPATIONAL"}
+UNKNOWN_INSTITUTION = "?"  # logged for an A004 whose request named no institution
+_FIELD = 64                # the log's text columns: what an unauthenticated request claims is cut to this
+
+
+def operation_of(request: m.InstitutionRequest) -> str:
+    """The SOAP operation name (ListAuthorizations, Consult, ...): also what the log records."""
+    return type(request).__name__
+
+
+class InstitutionDesk:
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine = engine
+        self.settings = settings
+
+    # -- the API the XML side calls --------------------------------------------
+
+    def handle(self, request: m.InstitutionRequest) -> m.InstitutionAnswer:
+        """An authenticated request (its signature checked, its certificate registered for
+        caller.institution_id). One transaction: A005, the decision, the log entry, the answer."""
+        caller = request.caller
+        with self.engine.begin() as connection:
+            if not store.claim_message(connection, caller.institution_id, caller.message_id):
+                refused = m.Refused(caller, "A005", f"MessageId {caller.message_id} was already used by "
+                                                    f"{caller.institution_id}")
+                self._log(connection, request, refused.code, detail=refused.message[:200])
+                return refused
+            decide = getattr(self, "_" + operation_of(request))
+            return decide(connection, request)
+
+    def refuse_unauthenticated(self, operation: str, claimed: m.Caller | None, message: str) -> m.Refused:
+        """A004: log the refusal (under the institution as claimed, if any) and return it."""
+        with self.engine.begin() as connection:
+            store.append_log(connection, LogEntry(
+                0, self._now(), (claimed.institution_id[:_FIELD] if claimed else None) or UNKNOWN_INSTITUTION,
+                operation[:32], None, None, None, "A004", None,
+                claimed.message_id[:_FIELD] if claimed else None, GENESIS, detail=message[:200]))
+        return m.Refused(claimed, "A004", message)
+
+    def institution_fingerprints(self, institution_id: str) -> tuple[str, ...]:
+        with self.engine.connect() as connection:
+            return store.institution_fingerprints(connection, institution_id)
+
+    # -- the operations ---------------------------------------------------------
+
+    def _ListAuthorizations(self, connection: Connection, request: m.ListAuthorizations) -> m.AuthorizationList:
+        # The table is public: reading it is not an access to anyone's data, so it is not logged.
+        return m.AuthorizationList(request.caller, tuple(store.authorizations(connection)))
+
+    def _RegisterPerson(self, connection: Connection, request: m.RegisterPerson) -> m.InstitutionAnswer:
+        caller = request.caller
+        window = _window(request.valid_from, request.valid_to)
+        if not may_register(caller.institution_id, request.capacity,
+                            store.authorizations(connection, caller.institution_id)):
+            return self._refuse(connection, request, "A006", f"{caller.institution_id} holds no authorization in "
+                                f"capacity {request.capacity}", inss=request.inss, window=window)
+        if request.valid_to is not None and request.valid_to < request.valid_from:
+            return self._refuse(connection, request, "A003", f"the register period {window} ends before it starts",
+                                inss=request.inss, window=window)
+        entry = RegisterEntry(caller.institution_id, request.inss, request.capacity, request.valid_from,
+                              request.valid_to)
+        before = store.put_register_entry(connection, entry)
+        detail = ("new entry" if before is None else "unchanged" if before.valid_to == entry.valid_to
+                  else f"To was {before.valid_to or 'open'}")
+        self._log(connection, request, "GRANTED", inss=request.inss, window=window,
+                  authorization=request.capacity, detail=detail)
+        return m.RegisterChanged(caller, "REGISTERED", request.inss, request.capacity, request.valid_from,
+                                 request.valid_to)
+
+    def _UnregisterPerson(self, connection: Connection, request: m.UnregisterPerson) -> m.InstitutionAnswer:
+        caller = request.caller
+        removed = store.remove_register_entry(connection, caller.institution_id, request.inss, request.capacity,
+                                              request.valid_from)
+        if removed is None:
+            return self._refuse(connection, request, "A001", f"{caller.institution_id} has no register entry for "
+                                f"person {request.inss} in capacity {request.capacity} from {request.valid_from}",
+                                inss=request.inss, window=_window(request.valid_from, None))
+        window = _window(removed.valid_from, removed.valid_to)
+        self._log(connection, request, "GRANTED", inss=request.inss, window=window, authorization=request.capacity,
+                  detail="entry removed")
+        return m.RegisterChanged(caller, "UNREGISTERED", removed.inss, removed.capacity, removed.valid_from,
+                                 removed.valid_to)
+
+    def _Subscribe(self, connection: Connection, request: m.Subscribe) -> m.InstitutionAnswer:
+        caller = request.caller
+        if not any(a.data_type == request.data_type
+                   for a in store.authorizations(connection, caller.institution_id)):
+            return self._refuse(connection, request, "A006", f"{caller.institution_id} holds no authorization for "
+                                f"{request.data_type}", data_type=request.data_type)
+        store.subscribe(connection, caller.institution_id, request.data_type)
+        self._log(connection, request, "GRANTED", data_type=request.data_type)
+        return m.SubscriptionChanged(caller, "SUBSCRIBED", request.data_type)
+
+    def _Unsubscribe(self, connection: Connection, request: m.Unsubscribe) -> m.InstitutionAnswer:
+        store.unsubscribe(connection, request.caller.institution_id, request.data_type)
+        self._log(connection, request, "GRANTED", data_type=request.data_type)
+        return m.SubscriptionChanged(request.caller, "UNSUBSCRIBED", request.data_type)
+
+    def _Consult(self, connection: Connection, request: m.Consult) -> m.InstitutionAnswer:
+        caller = request.caller
+        asked = _window(request.start, request.end)
+        decision = decide_consult(caller.institution_id, request.inss, request.data_type,
+                                  Window(request.start, request.end),
+                                  store.register_entries(connection, caller.institution_id, request.inss),
+                                  store.authorizations(connection, caller.institution_id))
+        if not isinstance(decision, Grant):
+            return self._refuse(connection, request, decision.code, decision.message, inss=request.inss,
+                                data_type=request.data_type, window=asked)
+        answer = consult_data(connection, request, decision)
+        used = ",".join(dict.fromkeys(f"{a.capacity}:{a.data_type}" for _, _, a in decision.windows))
+        self._log(connection, request, "GRANTED", inss=request.inss, data_type=request.data_type, window=asked,
+                  authorization=used, detail="granted " + " ".join(
+                      _window(w.start, w.end) for w in merged([w for w, _, _ in decision.windows])))
+        return answer
+
+    def _GetNotifications(self, connection: Connection, request: m.GetNotifications) -> m.NotificationBatch:
+        caller = request.caller
+        after = max(request.after_sequence, 0)
+        limit = min(max(request.max, 1), MAX_NOTIFICATIONS)
+        rows = store.notifications_after(connection, caller.institution_id, after, limit)
+        last = store.last_sequence(connection, caller.institution_id)
+        delivered = tuple(m.Notification(r.sequence, r.inss, r.data_type, r.declaration_id, r.change,
+                                         r.period_start, r.period_end) for r in rows)
+        detail = (f"sequences {delivered[0].sequence}-{delivered[-1].sequence} ({len(delivered)})" if delivered
+                  else "none") + f" after {after}"
+        self._log(connection, request, "GRANTED", detail=detail)
+        return m.NotificationBatch(caller, request.after_sequence, delivered, last)
+
+    # -- the log ------------------------------------------------------------------
+
+    def _refuse(self, connection: Connection, request, code: str, message: str, **fields) -> m.Refused:
+        self._log(connection, request, code, detail=message[:200], **fields)
+        return m.Refused(request.caller, code, message)
+
+    def _log(self, connection: Connection, request, outcome: str, *, inss: str | None = None,
+             data_type: str | None = None, window: str | None = None, authorization: str | None = None,
+             detail: str | None = None) -> None:
+        caller = request.caller
+        if data_type is None:
+            data_type = getattr(request, "data_type", None)
+        if inss is None:
+            inss = getattr(request, "inss", None)
+        store.append_log(connection, LogEntry(
+            0, self._now(), caller.institution_id, operation_of(request), inss, data_type, window, outcome,
+            authorization, caller.message_id, GENESIS, detail=detail))
+
+    def _now(self) -> str:
+        return self.settings.now().isoformat()
+
+
+# --- Consult: the data, cut to the granted days --------------------------------------
+
+def merged(windows: Iterable[Window]) -> list[Window]:
+    """The granted days as disjoint windows (two register entries may overlap)."""
+    out: list[Window] = []
+    for w in sorted(windows, key=lambda w: (w.start, w.end)):
+        if out and w.start <= out[-1].end + dt.timedelta(days=1):
+            out[-1] = Window(out[-1].start, max(out[-1].end, w.end))
+        else:
+            out.append(w)
+    return out
+
+
+def consult_data(connection: Connection, request: m.Consult, grant: Grant) -> m.ConsultResult:
+    granted = tuple(m.GrantedWindow(w.start, w.end, entry.capacity) for w, entry, _ in grant.windows)
+    pieces = merged([w for w, _, _ in grant.windows])
+    lo, hi = pieces[0].start, pieces[-1].end
+    result = dict(caller=request.caller, inss=request.inss, data_type=request.data_type, start=request.start,
+                  end=request.end, granted=granted)
+    if request.data_type == "DIMONA":
+        periods = []
+        for row in store.current_periods(connection, request.inss, lo, hi):
+            # A period straddling two granted windows comes back as two pieces, same PeriodId.
+            for piece in pieces:
+                cut = piece.clip(row.starting_date, row.ending_date)
+                if cut is not None:  # an open end is cut too: nothing beyond the granted days leaves
+                    periods.append(m.EmploymentPeriodData(
+                        row.period_id, row.declaration_id, row.employer_noss, row.worker_type, row.joint_commission,
+                        cut.start, cut.end, row.planned_hours))
+        return m.ConsultResult(**result, periods=tuple(periods))
+    if request.data_type == "DMFA":
+        quarters = []
+        for q in store.current_quarters(connection, request.inss, Quarter.of(lo).code, Quarter.of(hi).code):
+            occupations = []
+            for o in q.occupations:
+                cuts = [c for c in (piece.clip(o["start"], o["end"]) for piece in pieces) if c is not None]
+                if not cuts:
+                    continue
+                # Services and remunerations are quarter totals: they cannot be cut by day, so an occupation
+                # comes back once, its dates cut to the span of its granted days.
+                occupations.append(m.OccupationData(
+                    cuts[0].start, cuts[-1].end, o["joint_commission"],
+                    o["working_days_system"], o["mean_working_hours"], o["ref_mean_working_hours"],
+                    tuple(m.ServiceData(s.code, s.days, s.hours) for s in o["services"]),
+                    tuple(m.RemunerationData(r.code, r.amount) for r in o["remunerations"])))
+            if occupations:
+                quarters.append(m.QuarterData(q.declaration_id, q.employer_noss, q.quarter // 10, q.quarter % 10,
+                                              q.worker_code, tuple(occupations)))
+        return m.ConsultResult(**result, quarters=tuple(quarters))
+    sector = SECTOR_OF.get(request.data_type)
+    risks = []
+    if sector is not None:
+        for r in store.social_risks(connection, request.inss, sector, lo, hi):
+            if any(piece.start <= r.event_date <= piece.end for piece in pieces):
+                risks.append(m.SocialRiskData(
+                    r.declaration_id, r.employer_noss, r.scenario, r.event_date,
+                    store.details_in_order(r.scenario, r.details), r.ref_quarterly_gross_remun,
+                    r.ref_working_time_fraction, r.ref_joint_commission, r.reference_source))
+    return m.ConsultResult(**result, social_risks=tuple(risks))
+
+
+def _window(start: dt.date, end: dt.date | None) -> str:
+    return f"{start.isoformat()}/{end.isoformat() if end else ''}"
+
+
+# --- notifications, in the declaration's transaction -----------------------------------
+
+def notify(connection: Connection, declaration, declaration_id: int, scope: str, period_id: int | None,
+           now: dt.datetime) -> None:
+    """Write the notifications an accepted declaration yields (services/ingest.py calls this after
+    storing its facts, in the same transaction). Nothing for TEST; one indexed query when nobody
+    is subscribed to the data type."""
+    if scope != PROD:
+        return
+    items: list[tuple[str, dt.date, dt.date | None, dt.date, dt.date | None, str]] = []
+    # each item: INSS, the period concerned (reported), the dates to match register entries on, Change
+    if isinstance(declaration, Dimona):
+        data_type = "DIMONA"
+        if not store.anyone_subscribed(connection, data_type):
+            return
+        action = declaration.action
+        if isinstance(action, DimonaIn):
+            change, period_id = "NEW", period_id
+        else:
+            change, period_id = ("CANCELLED" if action.action == "Cancel" else "UPDATED"), action.period_id
+        row = store.dimona_change(connection, period_id)
+        match_start, match_end = row.starting_date, row.ending_date
+        if row.before_start is not None:  # a change concerns the days before it as well as after
+            match_start = min(match_start, row.before_start)
+            match_end = None if (match_end is None or row.before_end is None) else max(match_end, row.before_end)
+        items.append((row.inss, row.starting_date, row.ending_date, match_start, match_end, change))
+    elif isinstance(declaration, DmfA):
+        data_type = "DMFA"
+        if not store.anyone_subscribed(connection, data_type):
+            return
+        q = declaration.quarter
+        persons = [p.inss for p in declaration.persons]
+        change = "NEW"
+        if declaration.declaration_type == "REPLACEMENT":
+            change = "REPLACED"  # also for the persons the replaced DmfA named and this one drops
+            persons += store.dmfa_persons(connection, declaration.replaces)
+        items.extend((inss, q.first_day, q.last_day, q.first_day, q.last_day, change)
+                     for inss in dict.fromkeys(persons))
+    elif isinstance(declaration, SocialRisk):
+        data_type = declaration.scenario.data_type
+        if not store.anyone_subscribed(connection, data_type):
+            return
+        day = declaration.event_date
+        items.append((declaration.inss, day, day, day, day, "NEW"))
+    else:
+        return
+    found = store.holders(connection, data_type, (item[0] for item in items))
+    notifications = []
+    for inss, start, end, match_start, match_end, change in items:
+        for institution_id in dict.fromkeys(h.institution_id for h in found.get(inss, ())
+                                            if h.overlaps(match_start, match_end)):
+            notifications.append(store.NewNotification(institution_id, inss, data_type, declaration_id, change,
+                                                       start, end))
+    store.add_notifications(connection, notifications, now)
