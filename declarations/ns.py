@@ -11,6 +11,8 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 # The real-time service's own (docs/soap.md): the SOAP Body wrappers, and the signed lookup requests.
 SERVICE = "urn:declarations:service:v1"
 LOOKUP = "urn:declarations:lookup:v1"
+# The InstitutionService's Body wrappers (docs/institutions.md); its signed documents are INSTITUTION's.
+INSTITUTION_SERVICE = "urn:declarations:institution-service:v1"
 
 # Root element (Clark notation) -> declaration kind as written in results.
 KIND_BY_ROOT = {

@@ -50,6 +50,13 @@ SCHEMA_FILES: dict[str, str] = {
        for wrapper in ("SubmitDimona", "SubmitDmfA", "SubmitSocialRisk", "GetDeclarationResult", "Prefill")},
     **{ns.qn(ns.LOOKUP, root): "lookup.xsd"
        for root in ("DeclarationResultRequest", "PrefillRequest", "PrefillResult", "Refusal")},
+    **{ns.qn(ns.INSTITUTION, root): "institution.xsd"
+       for root in ("ListAuthorizationsRequest", "RegisterPersonRequest", "UnregisterPersonRequest", "ConsultRequest",
+                    "SubscribeRequest", "UnsubscribeRequest", "GetNotificationsRequest", "AuthorizationList",
+                    "RegisterResult", "SubscriptionResult", "ConsultResult", "Notifications", "Refusal")},
+    **{ns.qn(ns.INSTITUTION_SERVICE, wrapper): "institution-service.xsd"
+       for wrapper in ("ListAuthorizations", "RegisterPerson", "UnregisterPerson", "Consult", "Subscribe",
+                       "Unsubscribe", "GetNotifications")},
 }
 
 # The schema documents are local files of our own; still, nothing is

@@ -46,6 +46,20 @@ OPERATIONS = ("SubmitDimona", "SubmitDmfA", "SubmitSocialRisk", "GetDeclarationR
 # The element each signed-request operation carries (its wrapper takes any element of the lookup namespace).
 REQUEST_ELEMENT = {"GetDeclarationResult": "DeclarationResultRequest", "Prefill": "PrefillRequest"}
 
+
+@dataclass(frozen=True)
+class Contract:
+    """What the edge checks of one service: its wrappers' namespace, operations, and the signed
+    element (Clark notation) that an operation's wrapper must carry, if one is named."""
+    namespace: str
+    operations: tuple[str, ...]
+    carried: dict[str, str]
+    schema: str                 # the committed wrapper schema, named in faults
+
+
+DECLARATION_SERVICE = Contract(SERVICE_NS, OPERATIONS, {op: ns.qn(LOOKUP_NS, el) for op, el in REQUEST_ELEMENT.items()},
+                               "declaration-service.xsd")
+
 _DRAIN_LIMIT = 64 * 1024 * 1024  # read and drop at most this much of a refused body, then close
 
 
@@ -95,7 +109,7 @@ def _drain(stream, length: int) -> None:
         left -= len(chunk)
 
 
-def read_request(environ: dict, max_bytes: int) -> Request:
+def read_request(environ: dict, max_bytes: int, contract: Contract = DECLARATION_SERVICE) -> Request:
     content_type = environ.get("CONTENT_TYPE") or ""
     if not _content_type_ok(content_type):
         raise faults.client(f"a SOAP 1.1 request has Content-Type text/xml, not {content_type or 'none'!r}",
@@ -108,14 +122,14 @@ def read_request(environ: dict, max_bytes: int) -> Request:
     except MalformedXml as error:
         where = f" ({error.location})" if getattr(error, "location", None) else ""
         raise faults.client(f"the request is not a readable XML document: {error.message}{where}") from None
-    return Request(*_operation(envelope), raw=raw)
+    return Request(*_operation(envelope, contract), raw=raw)
 
 
 def _elements(parent: etree._Element) -> list[etree._Element]:
     return [child for child in parent if isinstance(child.tag, str)]
 
 
-def _operation(envelope: etree._Element) -> tuple[str, etree._Element]:
+def _operation(envelope: etree._Element, contract: Contract) -> tuple[str, etree._Element]:
     if envelope.tag != f"{{{SOAP_ENV}}}Envelope":
         if envelope.tag == f"{{{SOAP12_ENV}}}Envelope":
             raise faults.Fault("VersionMismatch", f"this service speaks SOAP 1.1 ({SOAP_ENV}), not SOAP 1.2")
@@ -138,23 +152,24 @@ def _operation(envelope: etree._Element) -> tuple[str, etree._Element]:
                             f"not {len(body_children)}")
     wrapper = body_children[0]
     name = etree.QName(wrapper)
-    if name.namespace != SERVICE_NS or name.localname not in OPERATIONS:
-        if name.localname in OPERATIONS:
-            hint = f"{name.localname} is in namespace {name.namespace or 'none'}; expected {SERVICE_NS}"
+    if name.namespace != contract.namespace or name.localname not in contract.operations:
+        if name.localname in contract.operations:
+            hint = f"{name.localname} is in namespace {name.namespace or 'none'}; expected {contract.namespace}"
         else:
             hint = (f"unknown operation {name.localname} ({name.namespace or 'no namespace'}); "
-                    f"this service has {', '.join(OPERATIONS)} in {SERVICE_NS}")
+                    f"this service has {', '.join(contract.operations)} in {contract.namespace}")
         raise faults.client(hint)
     operation = name.localname
-    problems = schemas.problems(wrapper)  # the committed xsd/declaration-service.xsd (and lookup.xsd)
+    problems = schemas.problems(wrapper)  # the committed wrapper schema (and the schemas it imports)
     if problems:
         first = problems[0]
-        raise faults.client(f"the {operation} Body is not valid against declaration-service.xsd: "
+        raise faults.client(f"the {operation} Body is not valid against {contract.schema}: "
                             f"{first.message} (at {first.location})")
     payload = _elements(wrapper)[0]
-    expected = REQUEST_ELEMENT.get(operation)
-    if expected and payload.tag != f"{{{LOOKUP_NS}}}{expected}":
-        raise faults.client(f"{operation} carries a signed {expected}, not {etree.QName(payload).localname}")
+    expected = contract.carried.get(operation)
+    if expected and payload.tag != expected:
+        raise faults.client(f"{operation} carries a signed {etree.QName(expected).localname}, "
+                            f"not {etree.QName(payload).localname}")
     return operation, payload
 
 

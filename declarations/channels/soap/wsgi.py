@@ -3,8 +3,10 @@
 Routes:
 
 - ``POST /soap/declarations``: DeclarationService (edge -> dispatch).
-- ``GET /soap/declarations?wsdl``: wsdl/declarations.wsdl as committed, with
-  only its soap:address location set to the address the client called.
+- ``POST /soap/institutions``: InstitutionService (edge -> institutions.dispatch).
+- ``GET PATH?wsdl``: the service's committed WSDL (wsdl/declarations.wsdl,
+  wsdl/institutions.wsdl), with only its soap:address location set to the
+  address the client called.
 - ``GET /xsd/NAME.xsd``: the committed schemas the WSDL imports.
 - ``GET /metrics``: Prometheus; ``GET /healthz``: "ok" once the worker is up.
 - Anything else: 404 (405 for another method on a known path).
@@ -23,8 +25,10 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from dataclasses import dataclass
+
 from declarations.bootstrap import App, build
-from declarations.channels.soap import edge, faults, metrics
+from declarations.channels.soap import edge, faults, institutions, metrics
 from declarations.channels.soap.dispatch import dispatch
 
 log = logging.getLogger("declarations.soap")
@@ -33,17 +37,32 @@ SERVICE_PATH = "/soap/declarations"
 REPO = Path(__file__).resolve().parents[3]
 WSDL_FILE = REPO / "wsdl" / "declarations.wsdl"
 XSD_DIR = REPO / "xsd"
-COMMITTED_ADDRESS = b'location="http://127.0.0.1:8080/soap/declarations"'
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 XML = "text/xml; charset=utf-8"
 
 
-def wsdl_for(host: str, scheme: str = "http") -> bytes:
-    """The committed WSDL with the service address of ``host`` (as the client called it)."""
-    committed = WSDL_FILE.read_bytes()
-    location = f'location="{scheme}://{host}{SERVICE_PATH}"'.encode()
-    return committed.replace(COMMITTED_ADDRESS, location, 1)
+
+
+@dataclass(frozen=True)
+class _Service:
+    contract: edge.Contract
+    wsdl: Path
+    dispatch: Callable
+
+
+SERVICES = {
+    SERVICE_PATH: _Service(edge.DECLARATION_SERVICE, WSDL_FILE, dispatch),
+    institutions.PATH: _Service(institutions.CONTRACT, REPO / "wsdl" / institutions.WSDL_NAME, institutions.dispatch),
+}
+
+
+def wsdl_for(host: str, scheme: str = "http", path: str = SERVICE_PATH) -> bytes:
+    """The committed WSDL of the service at ``path`` with its address on ``host`` (as the client called it)."""
+    committed = SERVICES[path].wsdl.read_bytes()
+    committed_address = f'location="http://127.0.0.1:8080{path}"'.encode()
+    location = f'location="{scheme}://{host}{path}"'.encode()
+    return committed.replace(committed_address, location, 1)
 
 
 class SoapApplication:
@@ -62,11 +81,11 @@ class SoapApplication:
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET").upper()
         try:
-            if path == SERVICE_PATH:
+            if path in SERVICES:
                 if method == "POST":
-                    return self._soap(environ, start_response)
+                    return self._soap(environ, start_response, SERVICES[path])
                 if method in ("GET", "HEAD") and (environ.get("QUERY_STRING") or "").lower() == "wsdl":
-                    return self._respond(start_response, "200 OK", XML, self._wsdl_bytes(environ), method)
+                    return self._respond(start_response, "200 OK", XML, self._wsdl_bytes(environ, path), method)
                 return self._respond(start_response, "405 Method Not Allowed", "text/plain; charset=utf-8",
                                      b"POST a SOAP 1.1 request, or GET ?wsdl\n", method, [("Allow", "GET, POST")])
             if method in ("GET", "HEAD"):
@@ -87,13 +106,13 @@ class SoapApplication:
 
     # -- SOAP ------------------------------------------------------------------
 
-    def _soap(self, environ: dict, start_response) -> Iterable[bytes]:
+    def _soap(self, environ: dict, start_response, service: _Service) -> Iterable[bytes]:
         started = time.perf_counter()
         operation = "unknown"
         try:
-            request = edge.read_request(environ, self.app.settings.max_message_bytes)
+            request = edge.read_request(environ, self.app.settings.max_message_bytes, service.contract)
             operation = request.operation
-            answer = dispatch(self.app, request)
+            answer = service.dispatch(self.app, request)
         except faults.Fault as fault:
             metrics.observe(operation, fault.code, time.perf_counter() - started)
             return self._fault(start_response, fault)
@@ -109,16 +128,16 @@ class SoapApplication:
             fault.http_status, "500 Internal Server Error")
         return self._respond(start_response, status, XML, faults.envelope(fault), "POST")
 
-    def _wsdl_bytes(self, environ: dict) -> bytes:
+    def _wsdl_bytes(self, environ: dict, path: str) -> bytes:
         host = environ.get("HTTP_HOST") or ""
         if not _HOST.match(host):
             host = f"{environ.get('SERVER_NAME', '127.0.0.1')}:{environ.get('SERVER_PORT', '8080')}"
         scheme = "https" if environ.get("wsgi.url_scheme") == "https" else "http"
-        key = f"{scheme}://{host}"
+        key = f"{scheme}://{host}{path}"
         if key not in self._wsdl:
             if len(self._wsdl) > 64:
                 self._wsdl.clear()
-            self._wsdl[key] = wsdl_for(host, scheme)
+            self._wsdl[key] = wsdl_for(host, scheme, path)
         return self._wsdl[key]
 
     @staticmethod
