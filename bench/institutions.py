@@ -1,0 +1,457 @@
+"""Benchmark of issue 5: Consult on a store of a million persons, and the cost of notifications.
+
+    python bench/institutions.py                      # generate 1M persons, then all the measurements
+    python bench/institutions.py --persons 100000     # smaller store, same measurements
+    python bench/institutions.py --url URL --home DIR --reuse   # a store bench/bigstore.py already filled
+
+Steps, in one run (the throwaway PostgreSQL of tests/pgserver.py unless
+``--url``; it is in /dev/shm with fsync off: an upper bound for a durable
+server):
+
+1. **store**: bench/bigstore.py fills it (persons, Dimona periods, four
+   quarters of DmfA, register entries: see its docstring) with COPY;
+   time and size are reported.
+2. **plans**: one Consult of each data type through ``InstitutionDesk.handle``
+   with every SELECT it runs captured and replayed under
+   ``EXPLAIN (ANALYZE, BUFFERS)``: which index each statement uses.
+3. **desk, in-process**: ``InstitutionDesk.handle`` alone (no XML, no
+   signatures, no HTTP), one request at a time: the floor of a Consult.
+4. **Consult over HTTP**: the real ``declarations serve`` (gunicorn sync
+   workers, default count) on that store, driven by an asyncio HTTP/1.1
+   client in this process (bench/soap.py's). The requests are signed
+   beforehand: ``ConsultRequest`` of ONEM (demo key, EC P-256), distinct
+   MessageIds, random persons (all registered as UNEMPLOYED), DIMONA and
+   DMFA alternately. Phases: saturation (closed loop, ``--connections``),
+   then an open loop at ``--rate`` req/s for ``--seconds`` s, each request
+   timed from its scheduled moment (no coordinated omission). Every answer
+   must be HTTP 200 with a signed ``ConsultResult`` carrying data (an
+   EmploymentPeriod or a Quarter), never a Refusal; a sample of answers has
+   its signature verified against the engine's certificate.
+5. **notifications**: signed DimonaIn (sender 1001, employer 123456749,
+   persons of the store registered by ONEM, INAMI and ONVA) through
+   ``Ingest.submit`` in-process, as bench/pipeline.py: declarations/s with no
+   subscription, then with ONEM, INAMI and ONVA subscribed to DIMONA (three
+   notifications per declaration), alternated twice; the same with DmfAs of
+   ``--dmfa-workers`` workers (DMFA subscriptions, ~3 notifications per
+   worker). The ratio is subscribed / unsubscribed throughput.
+
+Prints Markdown to paste into bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import datetime as dt
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
+
+import bigstore  # noqa: E402
+from soap import Connection, machine, percentile  # noqa: E402
+
+NOW = "2025-11-15T10:00:00+01:00"
+KEYS = REPO / "fixtures" / "demo" / "keys"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+D = dt.date
+WINDOWS = {"DIMONA": (D(2024, 1, 1), D(2025, 11, 15)), "DMFA": (D(2024, 10, 1), D(2025, 9, 30))}
+SUBSCRIBERS = ("ONEM", "INAMI", "ONVA")   # all three hold every even-numbered person of the store
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def signer(name: str):
+    from declarations.xmlio.signature import Signer
+    return Signer.from_files(KEYS / f"{name}.key.pem", KEYS / f"{name}.cert.pem")
+
+
+def app_for(home: Path, url: str):
+    from declarations.bootstrap import App
+    from declarations.settings import Settings
+    return App(Settings.from_env({"DECLARATIONS_HOME": str(home), "DECLARATIONS_DATABASE_URL": url,
+                                  "DECLARATIONS_NOW": NOW}))
+
+
+# --- requests -----------------------------------------------------------------------------------------
+
+def consults(count: int, tag: str, inss: list[str], seed: int):
+    """Typed Consult requests of ONEM: random persons, DIMONA and DMFA alternately, distinct MessageIds."""
+    from declarations.domain import institution_messages as m
+
+    rng = random.Random(seed)
+    out = []
+    for n in range(count):
+        data_type = "DIMONA" if n % 2 == 0 else "DMFA"
+        start, end = WINDOWS[data_type]
+        out.append(m.Consult(m.Caller("ONEM", f"bench-{tag}-{n}"), inss[rng.randrange(len(inss))], data_type,
+                             start, end))
+    return out
+
+
+def envelopes(requests) -> list[bytes]:
+    """Each request signed with ONEM's demo key, in the Consult wrapper of a SOAP envelope."""
+    from lxml import etree
+
+    from declarations import ns
+    from declarations.xmlio import institution_xml
+
+    onem = signer("onem")
+    head = (b'<soapenv:Envelope xmlns:soapenv="' + SOAP_ENV.encode() + b'"><soapenv:Body>'
+            b'<isv:Consult xmlns:isv="' + ns.INSTITUTION_SERVICE.encode() + b'">')
+    tail = b"</isv:Consult></soapenv:Body></soapenv:Envelope>"
+    return [head + etree.tostring(onem.sign(institution_xml.request_element(r))) + tail for r in requests]
+
+
+def check(status: int, data: bytes, counts: collections.Counter) -> None:
+    """A signed ConsultResult with data in it; anything else is counted by what it is."""
+    if status != 200:
+        counts[f"HTTP {status}"] += 1
+    elif b"Refusal" in data:
+        counts["Refusal"] += 1
+    elif b"ConsultResult" not in data or b"SignatureValue" not in data:
+        counts["other"] += 1
+    elif b"EmploymentPeriod>" not in data and b"Quarter>" not in data:
+        counts["ConsultResult, empty"] += 1
+    else:
+        counts["ConsultResult"] += 1
+
+
+# --- load (bench/soap.py's client, with the Consult check) ---------------------------------------------
+
+async def closed_loop(port: int, bodies, connections: int, seconds: float, warmup: float):
+    it = iter(bodies)
+    counts: collections.Counter = collections.Counter()
+    latencies: list[float] = []
+    start = time.perf_counter()
+    window_start, window_end = start + warmup, start + warmup + seconds
+    samples: list[bytes] = []
+
+    async def run():
+        connection = Connection(port, "/soap/institutions")
+        try:
+            while time.perf_counter() < window_end:
+                body = next(it, None)
+                if body is None:
+                    raise RuntimeError("not enough signed requests for the saturation phase: raise --expected")
+                sent = time.perf_counter()
+                status, data = await connection.post(body)
+                now = time.perf_counter()
+                if window_start <= now <= window_end:
+                    latencies.append(now - sent)
+                    check(status, data, counts)
+                    if len(samples) < 10:
+                        samples.append(data)
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(run() for _ in range(connections)))
+    used = len(bodies) - sum(1 for _ in it)
+    return len(latencies) / seconds, latencies, counts, samples, used
+
+
+async def open_loop(port: int, bodies, rate: float, seconds: float):
+    total = int(rate * seconds)
+    if len(bodies) < total:
+        raise RuntimeError("not enough signed requests for the open loop: raise --expected")
+    bodies = bodies[:total]
+    counts: collections.Counter = collections.Counter()
+    latencies: list[float] = []
+    sizes: list[int] = []
+    idle: list[Connection] = []
+    t0 = time.perf_counter() + 0.2
+
+    async def one(i: int, body: bytes):
+        scheduled = t0 + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        connection = idle.pop() if idle else Connection(port, "/soap/institutions")
+        status, data = await connection.post(body)
+        latencies.append(time.perf_counter() - scheduled)
+        idle.append(connection)
+        sizes.append(len(data))
+        check(status, data, counts)
+
+    await asyncio.gather(*(one(i, body) for i, body in enumerate(bodies)))
+    achieved = total / (time.perf_counter() - t0)
+    for connection in idle:
+        connection.close()
+    return latencies, counts, achieved, sizes
+
+
+def verify_samples(samples: list[bytes], home: Path) -> str:
+    """Check the engine's signature on answers taken from the run."""
+    from cryptography import x509
+    from lxml import etree
+
+    from declarations import ns
+    from declarations.xmlio.signature import fingerprint, verify
+
+    engine = fingerprint(x509.load_pem_x509_certificate((home / "engine-cert.pem").read_bytes()))
+    good = 0
+    for data in samples:
+        envelope = etree.fromstring(data)
+        result = envelope.find(f".//{{{ns.INSTITUTION}}}ConsultResult")
+        if result is not None and verify(result).fingerprint == engine:
+            good += 1
+    return f"{good}/{len(samples)} sampled answers verified against the engine certificate"
+
+
+# --- plans ------------------------------------------------------------------------------------------
+
+def plans(app, inss: list[str]) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of every SELECT one Consult of each data type runs."""
+    from sqlalchemy import event
+
+    from declarations.domain import institution_messages as m
+
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            captured.append((statement, parameters))
+
+    out = []
+    for n, data_type in enumerate(("DIMONA", "DMFA")):
+        start, end = WINDOWS[data_type]
+        request = m.Consult(m.Caller("ONEM", f"bench-plan-{time.time_ns()}-{n}"), inss[len(inss) // 2 + n],
+                            data_type, start, end)
+        captured.clear()
+        event.listen(app.engine, "before_cursor_execute", capture)
+        try:
+            answer = app.institutions.handle(request)
+        finally:
+            event.remove(app.engine, "before_cursor_execute", capture)
+        out.append(f"#### Consult {data_type} ({type(answer).__name__}, {len(captured)} SELECTs)")
+        with app.engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            for statement, parameters in captured:
+                cursor = driver.cursor()
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
+                plan = [row[0] for row in cursor.fetchall()]
+                first = " ".join(statement.split())[:150]
+                out.append(f"\n    -- {first}...")
+                out += [f"    {line}" for line in plan]
+    return "\n".join(out)
+
+
+# --- desk in-process -----------------------------------------------------------------------------------
+
+def desk_floor(app, inss: list[str], count: int) -> dict:
+    requests = consults(count, f"desk-{time.time_ns()}", inss, seed=7)
+    for r in requests[:20]:
+        app.institutions.handle(r)  # warm-up: connections, caches
+    latencies, kinds = [], collections.Counter()
+    begin = time.perf_counter()
+    for r in requests[20:]:
+        t = time.perf_counter()
+        answer = app.institutions.handle(r)
+        latencies.append(time.perf_counter() - t)
+        kinds[type(answer).__name__ if not getattr(answer, "code", None) else answer.code] += 1
+    seconds = time.perf_counter() - begin
+    return dict(n=len(latencies), rate=len(latencies) / seconds, p50=percentile(latencies, 0.5),
+                p99=percentile(latencies, 0.99), kinds=kinds)
+
+
+# --- notifications -------------------------------------------------------------------------------------
+
+def dimona_documents(persons: list[str], tag: str) -> list[bytes]:
+    from declarations import samples
+    s = signer("sender-1001")
+    return [samples.to_bytes(s.sign(samples.dimona(
+        "In", message_id=f"bench-notify-{tag}-{i}", sender_id="1001", noss="123456749", enterprise_nbr="0403179609",
+        INSS=who, StartingDate=D(2025, 11, 16), JointCommissionNbr="302", WorkerType="OTH")))
+        for i, who in enumerate(persons)]
+
+
+def dmfa_documents(persons: list[str], quarters: list[str], tag: str) -> list[bytes]:
+    from declarations import samples
+    s = signer("sender-1001")
+    out = []
+    for i, quarter in enumerate(quarters):
+        year, number = int(quarter[:4]), int(quarter[4])
+        start = D(year, 3 * number - 2, 1)
+        out.append(samples.to_bytes(s.sign(samples.dmfa(
+            message_id=f"bench-notify-{tag}-{i}", sender_id="1001", noss="123456749", enterprise_nbr="0403179609",
+            quarter=quarter, workers=[samples.worker(who, sequence=n + 1, occupations=[samples.occupation(
+                start=start, jc="302", services=[("001", 6000)], remuns=[("001", 300000 + n)])])
+                for n, who in enumerate(persons)]))))
+    return out
+
+
+def subscribe(app, data_type: str, on: bool) -> None:
+    from declarations.domain import institution_messages as m
+    for institution in SUBSCRIBERS:
+        caller = m.Caller(institution, f"bench-sub-{time.time_ns()}")
+        request = m.Subscribe(caller, data_type) if on else m.Unsubscribe(caller, data_type)
+        answer = app.institutions.handle(request)
+        assert not isinstance(answer, m.Refused), answer
+
+
+def notification_count(app) -> int:
+    from sqlalchemy import func, select
+
+    from declarations.store import tables as t
+    with app.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(t.notification)).scalar_one()
+
+
+def notifications(app, inss: list[str], dimona_n: int, dmfa_n: int, dmfa_workers: int) -> list[dict]:
+    """Alternating rounds: none, subscribed, none, subscribed (each on its own documents)."""
+    rows = []
+    # even-numbered persons are registered by ONEM, INAMI and ONVA; from the end of the store, clear of
+    # the persons the Consults pick most (any would do)
+    evens = inss[-2::-2]
+    dimona_people = evens[:4 * dimona_n]
+    dimona_sets = [dimona_documents(dimona_people[k * dimona_n:(k + 1) * dimona_n], f"d{k}-{time.time_ns()}")
+                   for k in range(4)]
+    quarters, year, q = [], 2025, 3
+    for _ in range(4 * dmfa_n):
+        quarters.append(f"{year}{q}")
+        year, q = (year, q - 1) if q > 1 else (year - 1, 4)
+    workers = evens[4 * dimona_n:4 * dimona_n + dmfa_workers]
+    dmfa_sets = [dmfa_documents(workers, quarters[k * dmfa_n:(k + 1) * dmfa_n], f"m{k}-{time.time_ns()}")
+                 for k in range(4)] if dmfa_n else []
+    app.ingest.submit(dimona_documents(evens[-1:], f"warm-{time.time_ns()}")[0], channel="CLI")  # warm-up
+    for label, data_type, sets in (("Dimona", "DIMONA", dimona_sets), (f"DmfA x{dmfa_workers}", "DMFA", dmfa_sets)):
+        for k, documents in enumerate(sets):
+            subscribed = k % 2 == 1
+            subscribe(app, data_type, subscribed)
+            before = notification_count(app)
+            statuses = collections.Counter()
+            begin = time.perf_counter()
+            for data in documents:
+                statuses[app.ingest.submit(data, channel="CLI").outcome.status] += 1
+            seconds = time.perf_counter() - begin
+            written = notification_count(app) - before
+            rows.append(dict(label=label, round=k + 1, subscribed=subscribed, n=len(documents),
+                             rate=len(documents) / seconds, notifications=written, statuses=statuses))
+            say(f"  {label} round {k + 1} ({'3 subscribed' if subscribed else 'none'}): "
+                f"{len(documents) / seconds:.1f}/s, {written} notifications, {dict(statuses)}")
+        subscribe(app, data_type, False)
+    return rows
+
+
+# --- main ------------------------------------------------------------------------------------------------
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="PostgreSQL URL (default: a throwaway cluster)")
+    parser.add_argument("--home", help="engine home (engine key); default: a temporary directory")
+    parser.add_argument("--reuse", action="store_true", help="the store at --url is already generated")
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--employers", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers (default: serve's default)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=300)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--expected", type=float, default=400, help="a generous guess of Consults/s at saturation")
+    parser.add_argument("--desk", type=int, default=1000, help="Consults for the in-process desk floor")
+    parser.add_argument("--dimona", type=int, default=200, help="Dimona per notification round")
+    parser.add_argument("--dmfa", type=int, default=2, help="DmfAs per notification round")
+    parser.add_argument("--dmfa-workers", type=int, default=1000)
+    parser.add_argument("--skip", default="", help="comma-separated: plans,desk,http,notify")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+
+    from declarations import samples
+    from declarations.channels.soap.harness import Server
+    from declarations.channels.soap.server import default_workers
+    from declarations.xmlio import keys
+
+    pg = None
+    url = args.url
+    if url is None:
+        import pgserver
+        pg = pgserver.start_postgres()
+        if pg is None:
+            say(f"no PostgreSQL: {pgserver.last_error}")
+            return 1
+        url = pg.create_database("institutions")
+    workers = args.workers or default_workers()
+    out = [f"machine: {machine()}; gunicorn sync workers: {workers}"]
+    tmp = tempfile.TemporaryDirectory(prefix="institutions-bench-")
+    home = Path(args.home) if args.home else Path(tmp.name)
+    try:
+        if not args.reuse:
+            say(f"generating {args.persons:,} persons ...")
+            generated = bigstore.generate(url, persons=args.persons, employers=args.employers, home=home, say=say)
+            out += ["", "### store", "", bigstore.report(generated)]
+        keys.ensure_engine_key(home)
+        inss = samples.inss_series(args.persons)
+
+        app = app_for(home, url)
+        if "plans" not in skip:
+            say("plans ...")
+            out += ["", "### plans (EXPLAIN ANALYZE, one Consult of each type)", "", plans(app, inss)]
+        if "desk" not in skip:
+            say("desk in-process ...")
+            r = desk_floor(app, inss, args.desk)
+            out += ["", "### InstitutionDesk.handle in-process (no XML, no signature, no HTTP; one at a time)", "",
+                    f"{r['n']} Consults: {r['rate']:.1f}/s, p50 {1000 * r['p50']:.2f} ms, p99 {1000 * r['p99']:.2f} ms;"
+                    f" answers {dict(r['kinds'])}"]
+        app.close()
+
+        if "http" not in skip:
+            saturation_n = int(args.expected * (args.seconds + args.warmup) * 1.3) + args.connections
+            open_n = int(args.rate * args.seconds)
+            say(f"signing {saturation_n + open_n} Consult requests ...")
+            t = time.perf_counter()
+            bodies = envelopes(consults(saturation_n + open_n, f"http-{time.time_ns()}", inss, seed=11))
+            say(f"  signed in {time.perf_counter() - t:.1f} s; envelope {len(bodies[0])} bytes")
+            with Server(home, now=NOW, database_url=url, workers=workers, prepare=False) as server:
+                say("saturation ...")
+                sat, sat_lat, sat_counts, sample, used = asyncio.run(closed_loop(
+                    server.port, bodies[:saturation_n], args.connections, args.seconds, args.warmup))
+                say(f"  {sat:.1f}/s {dict(sat_counts)}")
+                say(f"open loop at {args.rate}/s ...")
+                lat, counts, achieved, sizes = asyncio.run(open_loop(server.port, bodies[saturation_n:], args.rate,
+                                                                     args.seconds))
+            out += ["", "### Consult over HTTP (declarations serve, PostgreSQL)", "",
+                    "| phase | requests/s | p50 (ms) | p99 (ms) | p99.9 (ms) | answers |", "|---|---:|---:|---:|---:|---|",
+                    f"| saturation, {args.connections} connections, closed loop | {sat:,.1f} | "
+                    f"{1000 * percentile(sat_lat, 0.5):.1f} | {1000 * percentile(sat_lat, 0.99):.1f} | "
+                    f"{1000 * percentile(sat_lat, 0.999):.1f} | {dict(sat_counts)} |",
+                    f"| open loop at {args.rate:g}/s, {args.seconds:g} s | {achieved:,.1f} | "
+                    f"{1000 * percentile(lat, 0.5):.1f} | {1000 * percentile(lat, 0.99):.1f} | "
+                    f"{1000 * percentile(lat, 0.999):.1f} | {dict(counts)} |",
+                    "", f"request envelope {len(bodies[0]):,} bytes; answer mean {statistics.mean(sizes):,.0f} bytes; "
+                    + verify_samples(sample, home)]
+
+        if "notify" not in skip:
+            say("notifications ...")
+            app = app_for(home, url)
+            rows = notifications(app, inss, args.dimona, args.dmfa, args.dmfa_workers)
+            app.close()
+            out += ["", "### notifications (Ingest.submit in-process, PostgreSQL)", "",
+                    "| documents | round | subscribed | n | docs/s | notifications written | statuses |",
+                    "|---|---:|---|---:|---:|---:|---|"]
+            out += [f"| {r['label']} | {r['round']} | {'ONEM, INAMI, ONVA' if r['subscribed'] else 'none'} | {r['n']} "
+                    f"| {r['rate']:,.1f} | {r['notifications']:,} | {dict(r['statuses'])} |" for r in rows]
+            for label in dict.fromkeys(r["label"] for r in rows):
+                none = [r for r in rows if r["label"] == label and not r["subscribed"]]
+                subs = [r for r in rows if r["label"] == label and r["subscribed"]]
+                rate_none = sum(r["n"] for r in none) / sum(r["n"] / r["rate"] for r in none)
+                rate_subs = sum(r["n"] for r in subs) / sum(r["n"] / r["rate"] for r in subs)
+                out.append(f"\n{label}: {rate_none:,.1f}/s with none, {rate_subs:,.1f}/s with 3 subscribed: "
+                           f"ratio {rate_subs / rate_none:.2f}")
+    finally:
+        if pg is not None:
+            pg.stop()
+        tmp.cleanup()
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
