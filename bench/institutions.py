@@ -44,6 +44,7 @@ import argparse
 import asyncio
 import collections
 import datetime as dt
+import os
 import random
 import statistics
 import sys
@@ -125,6 +126,44 @@ def check(status: int, data: bytes, counts: collections.Counter) -> None:
         counts["ConsultResult"] += 1
 
 
+# --- CPU accounting: what a Consult costs in CPU, whatever else runs on the machine ------------------------
+
+def tree_cpu(root: int) -> float:
+    """User + system CPU seconds of a process and all its live descendants (/proc)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for pid, parent in parents.items():
+        children[parent].append(pid)
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def postmaster(app) -> int:
+    """The PostgreSQL server's main process (parent of our backend), if it runs on this machine."""
+    from sqlalchemy import text
+    with app.engine.connect() as connection:
+        backend = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with open(f"/proc/{backend}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 # --- load (bench/soap.py's client, with the Consult check) ---------------------------------------------
 
 async def closed_loop(port: int, bodies, connections: int, seconds: float, warmup: float):
@@ -134,8 +173,10 @@ async def closed_loop(port: int, bodies, connections: int, seconds: float, warmu
     start = time.perf_counter()
     window_start, window_end = start + warmup, start + warmup + seconds
     samples: list[bytes] = []
+    done = 0
 
     async def run():
+        nonlocal done
         connection = Connection(port, "/soap/institutions")
         try:
             while time.perf_counter() < window_end:
@@ -144,6 +185,7 @@ async def closed_loop(port: int, bodies, connections: int, seconds: float, warmu
                     raise RuntimeError("not enough signed requests for the saturation phase: raise --expected")
                 sent = time.perf_counter()
                 status, data = await connection.post(body)
+                done += 1
                 now = time.perf_counter()
                 if window_start <= now <= window_end:
                     latencies.append(now - sent)
@@ -154,8 +196,7 @@ async def closed_loop(port: int, bodies, connections: int, seconds: float, warmu
             connection.close()
 
     await asyncio.gather(*(run() for _ in range(connections)))
-    used = len(bodies) - sum(1 for _ in it)
-    return len(latencies) / seconds, latencies, counts, samples, used
+    return len(latencies) / seconds, latencies, counts, samples, done
 
 
 async def open_loop(port: int, bodies, rate: float, seconds: float):
@@ -317,6 +358,8 @@ def desk_floor(app, inss: list[str], count: int) -> dict:
     for r in requests[:20]:
         app.institutions.handle(r)  # warm-up: connections, caches
     latencies, kinds = [], collections.Counter()
+    server = postmaster(app)
+    pg_before, own_before = tree_cpu(server), time.process_time()
     begin = time.perf_counter()
     for r in requests[20:]:
         t = time.perf_counter()
@@ -324,8 +367,9 @@ def desk_floor(app, inss: list[str], count: int) -> dict:
         latencies.append(time.perf_counter() - t)
         kinds[type(answer).__name__ if not getattr(answer, "code", None) else answer.code] += 1
     seconds = time.perf_counter() - begin
-    return dict(n=len(latencies), rate=len(latencies) / seconds, p50=percentile(latencies, 0.5),
-                p99=percentile(latencies, 0.99), kinds=kinds)
+    n = len(latencies)
+    return dict(n=n, rate=n / seconds, p50=percentile(latencies, 0.5), p99=percentile(latencies, 0.99), kinds=kinds,
+                cpu_python=(time.process_time() - own_before) / n, cpu_pg=(tree_cpu(server) - pg_before) / n)
 
 
 # --- notifications -------------------------------------------------------------------------------------
@@ -469,7 +513,8 @@ def main() -> int:
             out += ["", "### InstitutionDesk.handle in-process (no XML, no signature, no HTTP; one at a time)", "",
                     f"{r['n']} Consults: {r['rate']:.1f}/s, p50 {1000 * r['p50']:.2f} ms, p99 {1000 * r['p99']:.2f} ms;"
                     f" answers {dict(r['kinds'])}; a `SELECT 1` round trip at the same time: {1000 * unit:.2f} ms "
-                    f"(p50 Consult = {r['p50'] / unit:.1f} round trips)"]
+                    f"(p50 Consult = {r['p50'] / unit:.1f} round trips); CPU per Consult: Python "
+                    f"{1000 * r['cpu_python']:.2f} ms, PostgreSQL {1000 * r['cpu_pg']:.2f} ms"]
         app.close()
 
         if "http" not in skip:
@@ -480,11 +525,20 @@ def main() -> int:
             t = time.perf_counter()
             bodies = envelopes(consults(saturation_n + open_n + profile_n, f"http-{time.time_ns()}", inss, seed=11))
             say(f"  signed in {time.perf_counter() - t:.1f} s; envelope {len(bodies[0])} bytes")
+            app = app_for(home, url)
+            pg_server = postmaster(app)
+            app.close()
             with Server(home, now=NOW, database_url=url, workers=workers, prepare=False) as server:
+                say("warm-up ...")  # every worker: imports, schemas, keys, connections; not measured
+                warm = envelopes(consults(int(args.expected * 3) + 100, f"warm-{time.time_ns()}", inss, seed=17))
+                asyncio.run(closed_loop(server.port, warm, args.connections, 3, 0))
                 say("saturation ...")
-                sat, sat_lat, sat_counts, sample, used = asyncio.run(closed_loop(
+                cpu_before = (tree_cpu(server.process.pid), tree_cpu(pg_server), time.process_time())
+                sat, sat_lat, sat_counts, sample, done = asyncio.run(closed_loop(
                     server.port, bodies[:saturation_n], args.connections, args.seconds, args.warmup))
-                say(f"  {sat:.1f}/s {dict(sat_counts)}")
+                cpu = [(after - before) / done for after, before in zip(
+                    (tree_cpu(server.process.pid), tree_cpu(pg_server), time.process_time()), cpu_before)]
+                say(f"  {sat:.1f}/s {dict(sat_counts)}; CPU ms per Consult: " + ", ".join(f"{1000 * c:.2f}" for c in cpu))
                 seconds = args.seconds
                 if sat < 0.8 * args.rate:  # overloaded: the queue only grows; a shorter run says as much
                     seconds = min(args.seconds, 5)
@@ -514,7 +568,11 @@ def main() -> int:
                       f"{1000 * percentile(values, 0.99):.1f} | {1000 * percentile(values, 0.999):.1f} | "
                       f"{dict(answers)} |" for name, rate, values, answers in rows),
                     "", f"request envelope {len(bodies[0]):,} bytes; answer mean {statistics.mean(sizes):,.0f} bytes; "
-                    + verify_samples(sample, home)]
+                    + verify_samples(sample, home),
+                    "", f"CPU per Consult at saturation ({done} requests): server workers {1000 * cpu[0]:.2f} ms, "
+                    f"PostgreSQL {1000 * cpu[1]:.2f} ms, load generator {1000 * cpu[2]:.2f} ms; total "
+                    f"{1000 * sum(cpu):.2f} ms, so {os.cpu_count()} CPUs alone would allow at most "
+                    f"{os.cpu_count() / sum(cpu):,.0f} Consults/s"]
             if profiled:
                 out += ["", "### where the time goes (saturation)", "", profiled]
 
