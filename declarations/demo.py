@@ -4,7 +4,9 @@ Builds declarations for today's date (the real clock, or DECLARATIONS_NOW),
 signs them with the demo keys of fixtures/demo/keys, submits them through the
 real pipeline and prints each receipt: a hire, last quarter's DmfA, a
 sickness declaration whose ReferenceData the engine derives from that DmfA,
-a refused declaration, and a safe retry.
+a refused declaration, and a safe retry. Beforehand the National Employment
+Office (ONEM) registers the worker and subscribes; afterwards it collects its
+notifications and consults the worker's Dimona (institutions.md).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def run(app: App, *, out: TextIO) -> int:
          samples.dimona("In", message_id=f"demo-{tag}-bad", **head, INSS="85073100131", StartingDate=today,
                         JointCommissionNbr="302", WorkerType="OTH")),
     ]
+    _institution_before(app, last_quarter.first_day, out)
     first = None
     for label, document in steps:
         receipt = app.ingest.submit(samples.to_bytes(signer.sign(document)), channel="CLI")
@@ -66,10 +69,48 @@ def run(app: App, *, out: TextIO) -> int:
     label, document, receipt = first
     again = app.ingest.submit(samples.to_bytes(signer.sign(document)), channel="CLI")
     _show("the hire sent again (a safe retry: the first result comes back)", again, out, app.engine)
+    _institution_after(app, last_quarter.first_day, today, out)
     print("the last signed receipt, as a sender gets it:\n", file=out)
     print(to_bytes(again.signed_result).decode(), file=out)
-    print("\nnext: 'declarations --help'; the engine's certificate: 'declarations engine-cert'", file=out)
+    print(f"\nnext: 'declarations --help'; the engine's certificate: 'declarations engine-cert'; who saw the "
+          f"worker's data: 'declarations log person {WORKER}'", file=out)
     return 0
+
+
+def _onem():
+    """ONEM's next request header: a MessageId it never reuses, even across demo runs."""
+    import uuid
+
+    from declarations.domain.institution_messages import Caller
+    return Caller("ONEM", f"demo-{uuid.uuid4().hex[:12]}")
+
+
+def _institution_before(app: App, start: dt.date, out: TextIO) -> None:
+    from declarations.domain import institution_messages as m
+
+    desk = app.institutions
+    desk.handle(m.RegisterPerson(_onem(), WORKER, "UNEMPLOYED", start, None))
+    desk.handle(m.Subscribe(_onem(), "DIMONA"))
+    desk.handle(m.Subscribe(_onem(), "DMFA"))
+    print(f"- ONEM registers worker {WORKER} as UNEMPLOYED from {start} and subscribes to DIMONA and DMFA\n",
+          file=out)
+
+
+def _institution_after(app: App, start: dt.date, today: dt.date, out: TextIO) -> None:
+    from declarations.domain import institution_messages as m
+
+    desk = app.institutions
+    batch = desk.handle(m.GetNotifications(_onem(), 0, 1000))
+    print(f"- ONEM collects its notifications (AfterSequence 0): {len(batch.notifications)}, last Sequence "
+          f"{batch.last_sequence}", file=out)
+    for n in batch.notifications[-3:]:
+        print(f"    {n.sequence}: {n.change} {n.data_type} for {n.inss}, declaration {n.declaration_id}, "
+              f"{n.start} to {n.end or 'open'}", file=out)
+    consulted = desk.handle(m.Consult(_onem(), WORKER, "DIMONA", start, today))
+    periods = getattr(consulted, "periods", ())
+    print(f"- ONEM consults the worker's Dimona from {start} to {today}: {len(periods)} period(s)"
+          + "".join(f"\n    period {p.period_id} at employer {p.employer_noss}, {p.start} to {p.end}"
+                    for p in periods) + "\n", file=out)
 
 
 def _show(label: str, receipt, out: TextIO, engine) -> None:

@@ -184,7 +184,8 @@ def parser() -> argparse.ArgumentParser:
 
 # Each channel package adds its own sub-commands (``serve``; ``batch put|run``)
 # through a ``register(subparsers)`` function, so this module stays thin.
-CHANNEL_COMMAND_MODULES = ("declarations.channels.soap.commands", "declarations.channels.batch.commands")
+CHANNEL_COMMAND_MODULES = ("declarations.channels.soap.commands", "declarations.channels.batch.commands",
+                           "declarations.channels.log.commands")
 
 
 def _channel_commands():

@@ -44,13 +44,28 @@ def sealed(entry: LogEntry) -> LogEntry:
     return replace(entry, hash=chain_hash(entry))
 
 
+@dataclass(frozen=True)
+class ChainCheck:
+    entries: int               # how many entries were read up to the first broken one (all of them if intact)
+    last_hash: str             # the hash of the last intact entry (GENESIS if none)
+    first_broken: int | None   # the sequence of the first entry that breaks the chain; None: intact
+    reason: str = ""
+
+
+def check_chain(entries: Iterable[LogEntry]) -> ChainCheck:
+    """Walk the chain from the first entry (sequence 1) and stop at the first that breaks it."""
+    previous, expected, count = GENESIS, 1, 0
+    for entry in entries:
+        if entry.sequence != expected:
+            return ChainCheck(count, previous, expected, f"entry {expected} is missing")
+        if entry.previous_hash != previous:
+            return ChainCheck(count, previous, entry.sequence, "its previous_hash is not the hash of the entry before")
+        if entry.hash != chain_hash(entry):
+            return ChainCheck(count, previous, entry.sequence, "its content does not match its hash")
+        previous, expected, count = entry.hash, expected + 1, count + 1
+    return ChainCheck(count, previous, None)
+
+
 def first_broken(entries: Iterable[LogEntry]) -> int | None:
     """The sequence number of the first entry that breaks the chain, or None if it is intact."""
-    previous, expected_sequence = GENESIS, None
-    for entry in entries:
-        if expected_sequence is not None and entry.sequence != expected_sequence:
-            return expected_sequence  # an entry is missing
-        if entry.previous_hash != previous or entry.hash != chain_hash(entry):
-            return entry.sequence
-        previous, expected_sequence = entry.hash, entry.sequence + 1
-    return None
+    return check_chain(entries).first_broken

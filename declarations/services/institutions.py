@@ -15,13 +15,15 @@ declaration yields, numbered from each institution's counter row.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 from sqlalchemy.engine import Connection, Engine
 
 from declarations.domain import institution_messages as m
 from declarations.domain.access import Grant, RegisterEntry, Window, decide_consult, may_register
-from declarations.domain.access_log import GENESIS, LogEntry
+from declarations.domain.access_log import GENESIS, ChainCheck, LogEntry, check_chain
 from declarations.domain.model import Dimona, DimonaIn, DmfA, Quarter, SocialRisk
 from declarations.settings import Settings
 from declarations.store import institutions as store
@@ -292,8 +294,73 @@ def notify(connection: Connection, declaration, declaration_id: int, scope: str,
     found = store.holders(connection, data_type, (item[0] for item in items))
     notifications = []
     for inss, start, end, match_start, match_end, change in items:
-        for institution_id in dict.fromkeys(h.institution_id for h in found.get(inss, ())
-                                            if h.overlaps(match_start, match_end)):
-            notifications.append(store.NewNotification(institution_id, inss, data_type, declaration_id, change,
-                                                       start, end))
+        capacities: dict[str, dict[str, None]] = {}
+        for h in found.get(inss, ()):
+            if h.overlaps(match_start, match_end):
+                capacities.setdefault(h.institution_id, {})[h.capacity] = None
+        for institution_id, held in capacities.items():
+            notifications.append(store.NewNotification(
+                institution_id, inss, data_type, declaration_id, change, start, end,
+                ",".join(f"{capacity}:{data_type}" for capacity in held)))
     store.add_notifications(connection, notifications, now)
+
+
+# --- reading the access log (declarations log verify | person) -------------------------
+
+def verify_log(engine: Engine) -> ChainCheck:
+    """Check the whole chain, then that it ends where the head row says (a cut-off tail is caught too)."""
+    with engine.connect() as connection:
+        check = check_chain(store.log_entries(connection))
+        if check.first_broken is not None:
+            return check
+        head_sequence, head_hash = store.log_head(connection)
+    if head_sequence > check.entries:
+        return replace(check, first_broken=check.entries + 1,
+                       reason=f"entries {check.entries + 1} to {head_sequence} are missing")
+    if head_sequence != check.entries or head_hash != check.last_hash:
+        return replace(check, first_broken=check.entries,
+                       reason="the last entry is not the one the log's head recorded")
+    return check
+
+
+@dataclass(frozen=True)
+class PersonAccess:
+    """One access to a person's data, as ``declarations log person`` shows it."""
+    sequence: int              # the log entry
+    at: str
+    institution_id: str
+    operation: str
+    data_type: str | None
+    window: str | None
+    outcome: str
+    authorization: str | None
+    message_id: str | None
+    detail: str | None
+
+
+_DELIVERED = re.compile(r"^sequences (\d+)-(\d+) ")
+
+
+def person_accesses(engine: Engine, inss: str) -> list[PersonAccess]:
+    """Every log entry about the person, and every GetNotifications answer that delivered a
+    notification about them (with the notification's data type, period and authorization)."""
+    with engine.connect() as connection:
+        out = [PersonAccess(e.sequence, e.at, e.institution_id, e.operation, e.data_type, e.window, e.outcome,
+                            e.authorization, e.message_id, e.detail)
+               for e in store.log_entries_about(connection, inss)]
+        notifications = store.notifications_about(connection, inss)
+        if notifications:
+            answers = store.log_entries_of(connection, (n.institution_id for n in notifications), "GetNotifications")
+            ranges: dict[str, list[tuple[int, int, LogEntry]]] = {}
+            for entry in answers:
+                found = _DELIVERED.match(entry.detail or "")
+                if found:
+                    ranges.setdefault(entry.institution_id, []).append((int(found[1]), int(found[2]), entry))
+            for n in notifications:
+                for low, high, entry in ranges.get(n.institution_id, ()):
+                    if low <= n.sequence <= high:
+                        out.append(PersonAccess(
+                            entry.sequence, entry.at, entry.institution_id, entry.operation, n.data_type,
+                            _window(n.period_start, n.period_end), entry.outcome, n.authorization, entry.message_id,
+                            f"notification {n.sequence}: {n.change} by declaration {n.declaration_id}"))
+    return sorted(out, key=lambda a: (a.sequence, a.detail or ""))

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from declarations.domain.access import RegisterEntry
@@ -124,6 +124,7 @@ class Holder:
     """A register entry of a subscribed institution, in a capacity authorized for the data type."""
     institution_id: str
     inss: str
+    capacity: str
     valid_from: dt.date
     valid_to: dt.date | None
 
@@ -138,13 +139,13 @@ def holders(connection: Connection, data_type: str, inss_list: Iterable[str]) ->
     inss_list = sorted(set(inss_list))
     for start in range(0, len(inss_list), CHUNK):
         rows = connection.execute(
-            select(r.c.institution_id, r.c.inss, r.c.valid_from, r.c.valid_to)
+            select(r.c.institution_id, r.c.inss, r.c.capacity, r.c.valid_from, r.c.valid_to)
             .join(s, and_(s.c.institution_id == r.c.institution_id, s.c.data_type == data_type))
             .join(a, and_(a.c.institution_id == r.c.institution_id, a.c.capacity == r.c.capacity,
                           a.c.data_type == data_type))
             .where(r.c.inss.in_(inss_list[start:start + CHUNK])))
         for row in rows:
-            found[row.inss].append(Holder(row.institution_id, row.inss, row.valid_from, row.valid_to))
+            found[row.inss].append(Holder(row.institution_id, row.inss, row.capacity, row.valid_from, row.valid_to))
     return found
 
 
@@ -157,6 +158,7 @@ class NewNotification:
     change: str
     start: dt.date
     end: dt.date | None
+    authorization: str         # CAPACITY:DATA_TYPE of the register entries that made it due
 
 
 def add_notifications(connection: Connection, notifications: list[NewNotification], now: dt.datetime) -> None:
@@ -180,7 +182,8 @@ def add_notifications(connection: Connection, notifications: list[NewNotificatio
         for sequence, n in enumerate(batch, last - len(batch) + 1):
             rows.append({"institution_id": institution_id, "sequence": sequence, "inss": n.inss,
                          "data_type": n.data_type, "declaration_id": n.declaration_id, "change": n.change,
-                         "period_start": n.start, "period_end": n.end, "created_at": now})
+                         "period_start": n.start, "period_end": n.end, "created_at": now,
+                         "authorization": n.authorization})
     if rows:
         connection.execute(insert(t.notification), rows)
 
@@ -273,15 +276,14 @@ def current_quarters(connection: Connection, inss: str, first_quarter: int, last
                  "services": [], "remunerations": []})
     if not quarters:
         return []
-    ids = sorted({key[0] for key in quarters})
+    # The person's key in each DmfA: a primary-key prefix of the children, however big the DmfA.
+    keys = sorted({(key[0], key[1]) for key in quarters})
     occupations = {(k[0], k[1], k[2], occ["occupation_nbr"]): occ for k, q in quarters.items() for occ in q.occupations}
     for table, field in ((t.dmfa_service, "services"), (t.dmfa_remuneration, "remunerations")):
         columns = [table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
                    table.c.code] + ([table.c.days, table.c.hours] if field == "services" else [table.c.amount])
         rows = connection.execute(
-            select(*columns).join(dp, and_(dp.c.declaration_id == table.c.declaration_id,
-                                           dp.c.person_nbr == table.c.person_nbr))
-            .where(dp.c.inss == inss, table.c.declaration_id.in_(ids))
+            select(*columns).where(tuple_(table.c.declaration_id, table.c.person_nbr).in_(keys))
             .order_by(table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
                       table.c.position))
         for row in rows:

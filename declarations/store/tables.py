@@ -326,6 +326,7 @@ notification = Table(
     Column("period_start", Date, nullable=False),
     Column("period_end", Date),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("authorization", String(200), nullable=False),     # CAPACITY:DATA_TYPE that made it due
 )
 Index("ix_notification_inss", notification.c.inss)
 

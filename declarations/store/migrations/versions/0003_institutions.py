@@ -64,6 +64,7 @@ def upgrade() -> None:
     sa.Column('period_start', sa.Date(), nullable=False),
     sa.Column('period_end', sa.Date(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('authorization', sa.String(length=200), nullable=False),
     sa.PrimaryKeyConstraint('institution_id', 'sequence', name=op.f('pk_notification'))
     )
     with op.batch_alter_table('notification', schema=None) as batch_op:
