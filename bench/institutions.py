@@ -417,16 +417,26 @@ def notification_count(app) -> int:
 
 def notifications(app, inss: list[str], dimona_n: int, dmfa_n: int, dmfa_workers: int) -> list[dict]:
     """Alternating rounds: none, subscribed, none, subscribed (each on its own documents)."""
+    from sqlalchemy import select
+
+    from declarations.store import tables as t
+
     rows = []
-    # even-numbered persons are registered by ONEM, INAMI and ONVA; from the end of the store, clear of
-    # the persons the Consults pick most (any would do)
-    evens = inss[-2::-2]
+    # Even-numbered persons are registered by ONEM, INAMI and ONVA. Those an earlier run already hired at the
+    # bench employer, and the quarters it already declared, are left out: a rerun on the same store is accepted.
+    with app.engine.connect() as connection:
+        hired = set(connection.execute(select(t.employment_period.c.inss).where(
+            t.employment_period.c.employer_noss == "123456749")).scalars())
+        declared = {str(q) for q in connection.execute(select(t.dmfa.c.quarter).where(
+            t.dmfa.c.employer_noss == "123456749")).scalars()}
+    evens = [who for who in inss[-2::-2] if who not in hired]
     dimona_people = evens[:4 * dimona_n]
     dimona_sets = [dimona_documents(dimona_people[k * dimona_n:(k + 1) * dimona_n], f"d{k}-{time.time_ns()}")
                    for k in range(4)]
     quarters, year, q = [], 2025, 3
-    for _ in range(4 * dmfa_n):
-        quarters.append(f"{year}{q}")
+    while len(quarters) < 4 * dmfa_n:
+        if f"{year}{q}" not in declared:
+            quarters.append(f"{year}{q}")
         year, q = (year, q - 1) if q > 1 else (year - 1, 4)
     workers = evens[4 * dimona_n:4 * dimona_n + dmfa_workers]
     dmfa_sets = [dmfa_documents(workers, quarters[k * dmfa_n:(k + 1) * dmfa_n], f"m{k}-{time.time_ns()}")
