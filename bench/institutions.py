@@ -164,6 +164,45 @@ def postmaster(app) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
+class Waits:
+    """Samples pg_stat_activity every 20 ms (in a thread): what the store's client backends are doing."""
+
+    def __init__(self, url: str):
+        import threading
+
+        self.url = bigstore._libpq(url)
+        self.counts: collections.Counter = collections.Counter()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psycopg
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            while not self.stopping.is_set():
+                for state, kind, event in connection.execute(
+                        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()"):
+                    if state == "active" and kind == "Lock":
+                        self.counts[f"waiting on a lock ({event})"] += 1
+                    elif state == "active":
+                        self.counts["executing" if kind is None else f"active, {kind}"] += 1
+                    else:
+                        self.counts[state or "?"] += 1
+                time.sleep(0.02)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join()
+
+    def summary(self) -> str:
+        total = sum(self.counts.values()) or 1
+        return ", ".join(f"{name} {100 * n / total:.0f} %" for name, n in self.counts.most_common())
+
+
 # --- load (bench/soap.py's client, with the Consult check) ---------------------------------------------
 
 async def closed_loop(port: int, bodies, connections: int, seconds: float, warmup: float):
@@ -336,6 +375,26 @@ def plans(app, inss: list[str]) -> str:
                 out.append(f"\n    -- {first}...")
                 out += [f"    {line}" for line in plan]
     return "\n".join(out)
+
+
+def expectations(app, inss: list[str], employers: int) -> str:
+    """Consult a few persons through the desk and compare with what bigstore.py generated for them:
+    the engine reads the generated rows as its own (current period cut to the window, four current DmfAs)."""
+    from declarations.domain import institution_messages as m
+
+    picked = [0, 1, 2, 3, 20, 21, len(inss) // 3]
+    for i in picked:
+        noss = bigstore.employer_numbers(i % employers)[0]
+        tag = f"bench-expect-{time.time_ns()}-{i}"
+        dimona = app.institutions.handle(m.Consult(m.Caller("ONEM", tag + "-d"), inss[i], "DIMONA", *WINDOWS["DIMONA"]))
+        periods = [(p.employer_noss, p.start, p.end) for p in dimona.periods]
+        # the ended (2018-2019) and the cancelled (2022) periods are out of the window or not current
+        assert periods == [(noss, WINDOWS["DIMONA"][0], WINDOWS["DIMONA"][1])], (i, dimona)
+        dmfa = app.institutions.handle(m.Consult(m.Caller("ONEM", tag + "-q"), inss[i], "DMFA", *WINDOWS["DMFA"]))
+        quarters = [(q.employer_noss, q.year, q.quarter, len(q.occupations)) for q in dmfa.quarters]
+        assert quarters == [(noss, y, q, 1) for y, q in bigstore.QUARTERS], (i, dmfa)
+    return (f"persons {picked}: DIMONA and DMFA Consults return exactly what bigstore.py generated for them "
+            f"(one current period cut to the window; the current DmfA of each of the four quarters)")
 
 
 # --- desk in-process -----------------------------------------------------------------------------------
@@ -513,6 +572,7 @@ def main() -> int:
         inss = samples.inss_series(args.persons)
 
         app = app_for(home, url)
+        out += ["", "store check: " + expectations(app, inss, args.employers)]
         if "plans" not in skip:
             say("plans ...")
             out += ["", "### plans (EXPLAIN ANALYZE, one Consult of each type)", "", plans(app, inss)]
@@ -544,8 +604,9 @@ def main() -> int:
                 asyncio.run(closed_loop(server.port, warm, args.connections, 3, 0))
                 say("saturation ...")
                 cpu_before = (tree_cpu(server.process.pid), tree_cpu(pg_server), time.process_time())
-                sat, sat_lat, sat_counts, sample, done = asyncio.run(closed_loop(
-                    server.port, bodies[:saturation_n], args.connections, args.seconds, args.warmup))
+                with Waits(url) as waits:
+                    sat, sat_lat, sat_counts, sample, done = asyncio.run(closed_loop(
+                        server.port, bodies[:saturation_n], args.connections, args.seconds, args.warmup))
                 cpu = [(after - before) / done for after, before in zip(
                     (tree_cpu(server.process.pid), tree_cpu(pg_server), time.process_time()), cpu_before)]
                 say(f"  {sat:.1f}/s {dict(sat_counts)}; CPU ms per Consult: " + ", ".join(f"{1000 * c:.2f}" for c in cpu))
@@ -582,7 +643,8 @@ def main() -> int:
                     "", f"CPU per Consult at saturation ({done} requests): server workers {1000 * cpu[0]:.2f} ms, "
                     f"PostgreSQL {1000 * cpu[1]:.2f} ms, load generator {1000 * cpu[2]:.2f} ms; total "
                     f"{1000 * sum(cpu):.2f} ms, so {os.cpu_count()} CPUs alone would allow at most "
-                    f"{os.cpu_count() / sum(cpu):,.0f} Consults/s"]
+                    f"{os.cpu_count() / sum(cpu):,.0f} Consults/s",
+                    "", "PostgreSQL backends at saturation (pg_stat_activity every 20 ms): " + waits.summary()]
             if profiled:
                 out += ["", "### where the time goes (saturation)", "", profiled]
 
