@@ -431,6 +431,60 @@ def desk_floor(app, inss: list[str], count: int) -> dict:
                 cpu_python=(time.process_time() - own_before) / n, cpu_pg=(tree_cpu(server) - pg_before) / n)
 
 
+# --- CPU split of one Consult, in-process -------------------------------------------------------------
+
+def cpu_split(app, inss: list[str], count: int = 300) -> str:
+    """CPU per Consult (this process, and PostgreSQL) of the whole WSGI application called in-process (no
+    HTTP) and of its parts, each on its own fresh requests: where a Consult's CPU goes, load or not."""
+    import io
+
+    from declarations.channels.soap import edge
+    from declarations.channels.soap import institutions as channel
+    from declarations.channels.soap.wsgi import SoapApplication
+    from declarations.xmlio import signature
+
+    wsgi = SoapApplication(lambda: app)
+
+    def environ(body: bytes) -> dict:
+        return {"PATH_INFO": channel.PATH, "REQUEST_METHOD": "POST", "CONTENT_TYPE": "text/xml; charset=utf-8",
+                "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), "SERVER_NAME": "bench",
+                "SERVER_PORT": "80", "wsgi.url_scheme": "http", "HTTP_HOST": "bench"}
+
+    def whole(body: bytes) -> None:
+        status = []
+        answer = b"".join(wsgi(environ(body), lambda s, h: status.append(s)))
+        assert status[0].startswith("200") and b"ConsultResult" in answer, answer[:500]
+
+    server = postmaster(app)
+    lines = ["| part | Python CPU (ms) | PostgreSQL CPU (ms) |", "|---|---:|---:|"]
+
+    def measure(label, fn, items):
+        for item in items[:30]:
+            fn(item)
+        own, pg = time.process_time(), tree_cpu(server)
+        for item in items[30:]:
+            fn(item)
+        n = len(items) - 30
+        lines.append(f"| {label} | {1000 * (time.process_time() - own) / n:.2f} | "
+                     f"{1000 * (tree_cpu(server) - pg) / n:.2f} |")
+
+    tag = time.time_ns()
+    bodies = envelopes(consults(count, f"split-w-{tag}", inss, seed=31))
+    measure("whole WSGI application (envelope in, signed answer out)", whole, bodies)
+    measure("InstitutionDesk.handle (typed request: decision, reads, access log)", app.institutions.handle,
+            consults(count, f"split-d-{tag}", inss, seed=32))
+    bodies = envelopes(consults(count, f"split-e-{tag}", inss, seed=33))
+    measure("edge.read_request (envelope parse + wrapper XSD)",
+            lambda body: edge.read_request(environ(body), 10 ** 7, channel.CONTRACT), bodies)
+    requests = [edge.read_request(environ(body), 10 ** 7, channel.CONTRACT) for body in bodies]
+    measure("signature verification of the request", lambda r: signature.verify(r.payload), requests)
+    measure("certificate fingerprints of the institution (own checkout)",
+            lambda r: app.institutions.institution_fingerprints("ONEM"), requests)
+    answers = [app.institutions.handle(r) for r in consults(count, f"split-a-{tag}", inss, seed=34)]
+    measure("writing and signing the answer (signed_answer)", lambda a: channel.signed_answer(app, a), answers)
+    return "\n".join(lines)
+
+
 # --- notifications -------------------------------------------------------------------------------------
 
 def dimona_documents(persons: list[str], tag: str) -> list[bytes]:
@@ -541,7 +595,7 @@ def main() -> int:
     parser.add_argument("--dmfa-workers", type=int, default=1000)
     parser.add_argument("--profile", action="store_true", help="py-spy on the workers during a saturation run")
     parser.add_argument("--profile-seconds", type=int, default=8)
-    parser.add_argument("--skip", default="", help="comma-separated: plans,desk,http,notify")
+    parser.add_argument("--skip", default="", help="comma-separated: plans,desk,split,http,notify")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -585,6 +639,12 @@ def main() -> int:
                     f" answers {dict(r['kinds'])}; a `SELECT 1` round trip at the same time: {1000 * unit:.2f} ms "
                     f"(p50 Consult = {r['p50'] / unit:.1f} round trips); CPU per Consult: Python "
                     f"{1000 * r['cpu_python']:.2f} ms, PostgreSQL {1000 * r['cpu_pg']:.2f} ms"]
+        if "split" not in skip:
+            say("CPU split ...")
+            try:
+                out += ["", "### CPU per Consult, in-process, by part", "", cpu_split(app, inss)]
+            except (ImportError, AttributeError) as error:  # the SOAP side moves: say so, measure the rest
+                out += ["", f"CPU split unavailable: {error!r}"]
         app.close()
 
         if "http" not in skip:
