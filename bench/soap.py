@@ -21,6 +21,10 @@ stored):
   envelope has the size of the Dimona envelope: the ratio is the cost of the
   pipeline over SOAP plumbing.
 
+First, in process: the channel's own CPU per request (the edge, then the
+edge + spyne's dispatch, on the same envelope, with an operation that
+answers at once); ``--channel-only`` stops there.
+
 Prints a Markdown table (and the py-spy summary) to paste into bench/README.md.
 """
 
@@ -236,10 +240,65 @@ def measure(port: int, path: str, bodies: list[bytes], args, dimona: bool) -> di
                 p999=percentile(latencies, 0.999), n70=len(latencies))
 
 
+# --- the channel's own cost, in process ------------------------------------------------------------------
+
+def channel_cost(repeat: int = 5, number: int = 2000) -> str:
+    """CPU per request of the edge alone and of the edge + spyne's dispatch, on a SubmitDimona envelope,
+    with an operation that answers at once (no pipeline): the best of ``repeat`` runs, so other load on
+    the machine inflates it as little as possible."""
+    import dataclasses
+    import io
+
+    from spyne import AnyXml, rpc
+
+    from declarations.channels.soap import edge
+    from declarations.channels.soap.declaration_service import DESCRIPTOR, OPERATION
+    from declarations.channels.soap.descriptor import Answer, envelope
+    from declarations.channels.soap.dispatch import EngineService, SpyneService
+
+    body = dimona_envelopes(1, "channel")[0]
+    answer = Answer(b"<r:DeclarationResult xmlns:r='urn:declarations:result:v1'>" + b"x" * 2000
+                    + b"</r:DeclarationResult>", "ACCEPTED")
+
+    class AtOnce(EngineService):
+        @rpc(AnyXml, **OPERATION)
+        def SubmitDimona(ctx, declaration):  # noqa: N802,N805
+            return answer
+
+    service = SpyneService(dataclasses.replace(DESCRIPTOR, spyne_service=AtOnce))
+
+    def read():
+        return edge.read_request({"CONTENT_TYPE": "text/xml", "CONTENT_LENGTH": str(len(body)),
+                                  "wsgi.input": io.BytesIO(body)}, 5 << 20, service.descriptor)
+
+    def edge_only():
+        read()
+        envelope(DESCRIPTOR.namespace, "SubmitDimonaResponse", answer.inner)
+
+    def edge_and_spyne():
+        service.dispatch(None, read().envelope)
+
+    def best(function) -> float:
+        runs = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            for _ in range(number):
+                function()
+            runs.append((time.perf_counter() - started) / number)
+        return min(runs) * 1e6
+
+    alone, with_spyne = best(edge_only), best(edge_and_spyne)
+    return (f"channel, in process ({len(body):,}-byte SubmitDimona, operation answering at once, best of {repeat}"
+            f" x {number}): edge {alone:.0f} us, edge + spyne {with_spyne:.0f} us per request "
+            f"(spyne: {with_spyne - alone:.0f} us)")
+
+
 # --- profiling --------------------------------------------------------------------------------------------
 
 INTERESTING = [
     ("HTTP + envelope parse (edge.read_request)", "read_request (declarations/channels/soap/edge.py"),
+    ("spyne dispatch (dispatch.SpyneService.dispatch, pipeline included)",
+     "dispatch (declarations/channels/soap/dispatch.py"),
     ("Ingest.submit (whole pipeline)", "submit (declarations/services/ingest.py"),
     ("  signature verification (declaration)", "verify (declarations/xmlio/signature.py"),
     ("  receipt signing (engine key)", "sign (declarations/xmlio/signature.py"),
@@ -316,7 +375,12 @@ def main() -> int:
                         "to sign enough documents beforehand")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-seconds", type=int, default=8)
+    parser.add_argument("--channel-only", action="store_true", help="only the channel's own cost, in process")
     args = parser.parse_args()
+
+    print(channel_cost(), flush=True)
+    if args.channel_only:
+        return 0
 
     from declarations.channels.soap.harness import Server
     from declarations.channels.soap.server import default_workers

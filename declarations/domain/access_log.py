@@ -35,6 +35,23 @@ class LogEntry:
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
+def content_around_chain(entry: LogEntry) -> tuple[str, str, str]:
+    """The hashed content as three texts to put the previous hash and the sequence between:
+    ``a + previous_hash + b + str(sequence) + c`` is ``entry.content()`` for that hash and sequence.
+
+    So a store can seal an entry in the same statement that takes the chain's lock (it knows the
+    previous hash and the sequence only then). The JSON keys are sorted, so previous_hash, sequence
+    and window are adjacent; quotes inside string values are escaped, so the pattern below can only
+    be the keys themselves."""
+    from dataclasses import replace
+
+    marker = "@previous@"
+    text = replace(entry, previous_hash=marker, sequence=0).content().decode()
+    joint = f'"previous_hash":"{marker}","sequence":0,"window":'
+    at = text.index(joint)
+    return (text[:at] + '"previous_hash":"', '","sequence":', ',"window":' + text[at + len(joint):])
+
+
 def chain_hash(entry: LogEntry) -> str:
     return hashlib.sha256(entry.content()).hexdigest()
 

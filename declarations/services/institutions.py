@@ -131,10 +131,10 @@ class InstitutionDesk:
     def _Consult(self, connection: Connection, request: m.Consult) -> m.InstitutionAnswer:
         caller = request.caller
         asked = _window(request.start, request.end)
+        entries, authorizations = store.consult_basis(connection, caller.institution_id, request.inss,
+                                                      request.data_type)
         decision = decide_consult(caller.institution_id, request.inss, request.data_type,
-                                  Window(request.start, request.end),
-                                  store.register_entries(connection, caller.institution_id, request.inss),
-                                  store.authorizations(connection, caller.institution_id))
+                                  Window(request.start, request.end), entries, authorizations)
         if not isinstance(decision, Grant):
             return self._refuse(connection, request, decision.code, decision.message, inss=request.inss,
                                 data_type=request.data_type, window=asked)

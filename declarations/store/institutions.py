@@ -11,14 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
-from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
+from sqlalchemy import and_, delete, insert, or_, select, text, tuple_, update
 from sqlalchemy.engine import Connection
 
 from declarations.domain.access import RegisterEntry
-from declarations.domain.access_log import LogEntry, sealed
+from declarations.domain.access_log import LogEntry, content_around_chain, sealed
 from declarations.domain.directory import DirectoryAuthorization
 from declarations.domain.scenarios import BY_CODE
 from declarations.store import tables as t
@@ -67,11 +67,20 @@ def institution_fingerprints(connection: Connection, institution_id: str) -> tup
 
 # --- the integration register ---------------------------------------------------
 
-def register_entries(connection: Connection, institution_id: str, inss: str) -> list[RegisterEntry]:
-    r = t.register_entry
-    rows = connection.execute(select(r).where(r.c.institution_id == institution_id, r.c.inss == inss)
-                              .order_by(r.c.valid_from, r.c.capacity))
-    return [RegisterEntry(x.institution_id, x.inss, x.capacity, x.valid_from, x.valid_to) for x in rows]
+def consult_basis(connection: Connection, institution_id: str, inss: str,
+                  data_type: str) -> tuple[list[RegisterEntry], list[DirectoryAuthorization]]:
+    """What decide_consult needs, in one statement: the institution's entries for the person, and
+    its authorizations for the data type in those entries' capacities (the only ones that matter)."""
+    r, a = t.register_entry, t.authorization
+    rows = connection.execute(
+        select(r.c.capacity, r.c.valid_from, r.c.valid_to, a.c.data_type)
+        .outerjoin(a, and_(a.c.institution_id == r.c.institution_id, a.c.capacity == r.c.capacity,
+                           a.c.data_type == data_type))
+        .where(r.c.institution_id == institution_id, r.c.inss == inss)
+        .order_by(r.c.valid_from, r.c.capacity)).all()
+    entries = [RegisterEntry(institution_id, inss, x.capacity, x.valid_from, x.valid_to) for x in rows]
+    authorized = {x.capacity for x in rows if x.data_type is not None}
+    return entries, [DirectoryAuthorization(institution_id, capacity, data_type) for capacity in sorted(authorized)]
 
 
 def put_register_entry(connection: Connection, entry: RegisterEntry) -> RegisterEntry | None:
@@ -320,16 +329,42 @@ def details_in_order(scenario: str, details_json: str) -> tuple[tuple[str, str],
 def append_log(connection: Connection, entry: LogEntry) -> LogEntry:
     """Append one entry after the last, under the head row's lock (held to commit).
 
-    ``entry.sequence`` and ``previous_hash`` are set here. Three statements:
-    bump the head (locks it), insert the sealed entry, store its hash in the head."""
+    ``entry.sequence`` and ``previous_hash`` are set here. The lock is the one
+    place where concurrent requests queue, so it is held as briefly as
+    possible: on PostgreSQL one statement takes it, seals the entry in SQL
+    (sha256 of the same canonical text as ``chain_hash``, built around the
+    previous hash and the sequence) and inserts it; then the commit. SQLite
+    has one writer at a time anyway: three plain statements there."""
+    if not is_sqlite(connection):
+        a, b, c = content_around_chain(entry)
+        values = _row(entry)
+        row = connection.execute(_PG_APPEND, {**values, "a": a, "b": b, "c": c}).one()
+        return replace(entry, sequence=row.sequence, previous_hash=row.previous_hash, hash=row.hash)
     h = t.access_log_head
     head = connection.execute(update(h).where(h.c.id == 1).values(sequence=h.c.sequence + 1)
                               .returning(h.c.sequence, h.c.hash)).one()
-    from dataclasses import replace
     done = sealed(replace(entry, sequence=head.sequence, previous_hash=head.hash, hash=""))
     connection.execute(insert(t.access_log).values(**_row(done)))
-    connection.execute(update(h).where(h.c.id == 1).values(hash=done.hash))
+    connection.execute(update(h).where(h.c.id == 1).values(hash=done.hash, previous_hash=head.hash))
     return done
+
+
+# In SET, every right-hand side reads the row as it was: previous_hash takes the old hash, and the
+# new hash covers the old hash and the new sequence. The head row stays locked until commit.
+_PG_APPEND = text("""
+WITH head AS (
+    UPDATE access_log_head
+       SET sequence = sequence + 1, previous_hash = hash,
+           hash = encode(sha256(convert_to(CAST(:a AS text) || hash || CAST(:b AS text)
+                                           || CAST(sequence + 1 AS text) || CAST(:c AS text), 'UTF8')), 'hex')
+     WHERE id = 1
+    RETURNING sequence, previous_hash, hash)
+INSERT INTO access_log (sequence, at, institution_id, operation, inss, data_type, "window", outcome,
+                        "authorization", message_id, detail, previous_hash, hash)
+SELECT sequence, :at, :institution_id, :operation, :inss, :data_type, :window, :outcome, :authorization,
+       :message_id, :detail, previous_hash, hash FROM head
+RETURNING sequence, previous_hash, hash
+""")
 
 
 def _row(entry: LogEntry) -> dict:

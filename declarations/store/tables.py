@@ -363,4 +363,5 @@ access_log_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("sequence", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("previous_hash", String(64), nullable=False),      # the hash before the last append (see append_log)
 )

@@ -271,11 +271,16 @@ def test_metrics_count_requests_by_operation_and_status(server):
     status, text = get(server, "/metrics")
     assert status == 200
     text = text.decode()
-    assert re.search(r'declarations_soap_requests_total\{operation="SubmitDimona",status="ACCEPTED"\} [1-9]', text)
-    assert re.search(r'declarations_soap_requests_total\{operation="unknown",status="Client"\} [1-9]', text) or \
-        re.search(r'declarations_soap_requests_total\{operation="SubmitDimona",status="Client"\} [1-9]', text)
+    service = 'service="declarations"'
+    assert re.search(r'declarations_soap_requests_total\{operation="SubmitDimona",' + service
+                     + r',status="ACCEPTED"\} [1-9]', text), text
+    assert re.search(r'declarations_soap_requests_total\{operation="unknown",' + service
+                     + r',status="Client"\} [1-9]', text) or \
+        re.search(r'declarations_soap_requests_total\{operation="SubmitDimona",' + service
+                  + r',status="Client"\} [1-9]', text)
     for bucket in ("0.05", "0.1", "0.25", "0.5", "1.0", "2.0"):
-        assert f'declarations_soap_request_duration_seconds_bucket{{le="{bucket}",operation="SubmitDimona"}}' in text
+        assert (f'declarations_soap_request_duration_seconds_bucket{{le="{bucket}",operation="SubmitDimona",'
+                f'{service}}}') in text
 
 
 def test_the_committed_wsdl_loads_offline_with_its_relative_imports():
@@ -285,3 +290,89 @@ def test_the_committed_wsdl_loads_offline_with_its_relative_imports():
     operations = client.wsdl.services["DeclarationService"].ports["DeclarationPort"].binding._operations
     assert sorted(operations) == sorted(["SubmitDimona", "SubmitDmfA", "SubmitSocialRisk", "GetDeclarationResult",
                                          "Prefill"])
+
+
+# --- spyne behind the edge, in process ------------------------------------------------------------
+
+def _call(application: SoapApplication, body: bytes) -> tuple[str, bytes]:
+    captured = {}
+    answer = b"".join(application({"REQUEST_METHOD": "POST", "PATH_INFO": "/soap/declarations",
+                                   "CONTENT_TYPE": "text/xml", "CONTENT_LENGTH": str(len(body)),
+                                   "wsgi.input": io.BytesIO(body)},
+                                  lambda status, headers: captured.update(status=status)))
+    return captured["status"], answer
+
+
+def _service_with(method):
+    """DeclarationService's descriptor with a spyne service whose one operation, SubmitDimona, is ``method``."""
+    import dataclasses
+
+    from spyne import AnyXml, rpc
+
+    from declarations.channels.soap.declaration_service import DESCRIPTOR, OPERATION
+    from declarations.channels.soap.dispatch import EngineService
+
+    class Odd(EngineService):
+        SubmitDimona = rpc(AnyXml, **OPERATION)(method)
+
+    return dataclasses.replace(DESCRIPTOR, spyne_service=Odd)
+
+
+def _app(tmp_path):
+    from declarations.bootstrap import App
+    from declarations.settings import Settings
+
+    return App(Settings.from_env({"DECLARATIONS_HOME": str(tmp_path)}))
+
+
+def test_an_exception_in_an_operation_is_a_server_fault_without_detail(tmp_path):
+    def SubmitDimona(ctx, declaration):  # noqa: N802,N805
+        raise RuntimeError("secret detail: password=hunter2")
+
+    application = SoapApplication(lambda: _app(tmp_path), services=(_service_with(SubmitDimona),))
+    status, body = _call(application, submit(signed_dimona("spyne-boom")))
+    assert status.startswith("500")
+    code, message = fault(body)
+    assert code == "soapenv:Server" and message == faults.SERVER_MESSAGE and b"secret" not in body
+
+
+def test_a_fault_raised_in_an_operation_is_answered_as_it_is(tmp_path):
+    def SubmitDimona(ctx, declaration):  # noqa: N802,N805
+        raise faults.client(f"no {etree.QName(declaration).localname} today", http_status=400)
+
+    application = SoapApplication(lambda: _app(tmp_path), services=(_service_with(SubmitDimona),))
+    status, body = _call(application, submit(signed_dimona("spyne-fault")))
+    assert status.startswith("400") and fault(body) == ("soapenv:Client", "no Dimona today")
+
+
+def test_an_operation_that_answers_nothing_usable_is_a_server_fault(tmp_path):
+    def SubmitDimona(ctx, declaration):  # noqa: N802,N805
+        return "<not-an-answer/>"
+
+    application = SoapApplication(lambda: _app(tmp_path), services=(_service_with(SubmitDimona),))
+    status, body = _call(application, submit(signed_dimona("spyne-nothing")))
+    assert status.startswith("500") and fault(body) == ("soapenv:Server", faults.SERVER_MESSAGE)
+
+
+def test_spyne_gets_the_edges_tree_and_the_operation_its_element(tmp_path):
+    from declarations.channels.soap.descriptor import Answer
+
+    seen = {}
+
+    def SubmitDimona(ctx, declaration):  # noqa: N802,N805
+        seen["element"] = declaration
+        return Answer(b"<x:Echo xmlns:x='urn:example:echo'>" + etree.QName(declaration).localname.encode()
+                      + b"</x:Echo>", "OK")
+
+    application = SoapApplication(lambda: _app(tmp_path), services=(_service_with(SubmitDimona),))
+    status, body = _call(application, submit(signed_dimona("spyne-echo")))
+    assert status.startswith("200")
+    # the element handed over is the one in the parsed envelope (no copy), and the answer is inserted verbatim
+    assert etree.QName(seen["element"].getparent()).localname == "SubmitDimona"
+    assert b"<svc:SubmitDimonaResponse xmlns:svc=\"urn:declarations:service:v1\"><x:Echo xmlns:x='urn:example:echo'>" \
+           b"Dimona</x:Echo></svc:SubmitDimonaResponse>" in body
+    # only the descriptor's operations exist: SubmitDmfA is now unknown to the edge
+    dmfa = envelope(b'<svc:SubmitDmfA xmlns:svc="' + SVC.encode() + b'"><DmfA xmlns="urn:declarations:dmfa:v1"/>'
+                    b"</svc:SubmitDmfA>")
+    code, message = fault(_call(application, dmfa)[1])
+    assert code == "soapenv:Client" and "unknown operation SubmitDmfA" in message

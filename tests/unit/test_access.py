@@ -52,3 +52,14 @@ def test_intact_chain_and_the_first_broken_entry_is_named():
     assert first_broken(entries[:3] + entries[4:]) == 4   # a removed entry
     resealed = entries[:2] + [sealed(replace(entries[2], outcome="A002"))] + entries[3:]
     assert first_broken(resealed) == 4                     # re-hashing one entry breaks the next
+
+
+def test_content_around_chain_puts_the_hash_and_sequence_where_the_content_has_them():
+    from declarations.domain.access_log import content_around_chain
+
+    entry = LogEntry(0, "2025-11-15T10:00:00+01:00", "ONEM", "Consult", "85073100130", "DIMONA",
+                     "2025-01-01/2025-12-31", "GRANTED", "UNEMPLOYED:DIMONA", 'm "previous_hash":"x" é', GENESIS,
+                     detail='"sequence":0,"window":')
+    a, b, c = content_around_chain(entry)
+    previous = "ab" * 32
+    assert (a + previous + b + "17" + c).encode() == replace(entry, previous_hash=previous, sequence=17).content()

@@ -7,13 +7,14 @@ whichever worker answers, adds them all up (prometheus_client's multi-process
 mode). Without that variable (a single process, tests in-process) the
 default registry is used.
 
-- ``declarations_soap_requests_total{operation, status}``: status is the
+- ``declarations_soap_requests_total{service, operation, status}``: service
+  is the descriptor's name (``declarations``); status is the
   declaration's Status (ACCEPTED, ACCEPTED_WITH_WARNINGS, REFUSED), OK or
   REFUSED for GetDeclarationResult / Prefill, or the fault code (Client,
   MustUnderstand, VersionMismatch, Server). ``operation`` is ``unknown``
-  when the request named none of the five.
-- ``declarations_soap_request_duration_seconds{operation}``: from the first
-  byte read to the answer built.
+  when the request named none of the service's operations.
+- ``declarations_soap_request_duration_seconds{service, operation}``: from
+  the first byte read to the answer built.
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
-REQUESTS = Counter("declarations_soap_requests", "SOAP requests by operation and outcome",
-                   ["operation", "status"])
-LATENCY = Histogram("declarations_soap_request_duration_seconds", "SOAP request latency by operation",
-                    ["operation"], buckets=BUCKETS)
+REQUESTS = Counter("declarations_soap_requests", "SOAP requests by service, operation and outcome",
+                   ["service", "operation", "status"])
+LATENCY = Histogram("declarations_soap_request_duration_seconds", "SOAP request latency by service and operation",
+                    ["service", "operation"], buckets=BUCKETS)
 
 
-def observe(operation: str, status: str, seconds: float) -> None:
-    REQUESTS.labels(operation, status).inc()
-    LATENCY.labels(operation).observe(seconds)
+def observe(service: str, operation: str, status: str, seconds: float) -> None:
+    REQUESTS.labels(service, operation, status).inc()
+    LATENCY.labels(service, operation).observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

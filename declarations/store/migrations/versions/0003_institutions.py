@@ -40,10 +40,11 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('sequence', sa.BigInteger(), nullable=False),
     sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.Column('previous_hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_access_log_head'))
     )
     # The chain starts from the genesis hash: one head row, locked by every writer.
-    op.bulk_insert(head, [{'id': 1, 'sequence': 0, 'hash': '0' * 64}])
+    op.bulk_insert(head, [{'id': 1, 'sequence': 0, 'hash': '0' * 64, 'previous_hash': '0' * 64}])
     op.create_table('institution_message',
     sa.Column('institution_id', sa.String(length=64), nullable=False),
     sa.Column('message_id', sa.String(length=64), nullable=False),
