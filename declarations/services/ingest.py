@@ -22,7 +22,6 @@ from declarations.domain.rules import RuleContext, kind_rules
 from declarations.domain.rules.common import directory_anomalies
 from declarations.domain.rules.social_risk import derived_reference
 from declarations.services.examine import Examined, examine, signature_location, signer_anomalies
-from declarations.services.institutions import notify as notify_institutions
 from declarations.settings import Settings, brussels_today
 from declarations.store import facts
 from declarations.store.database import lock_employer
@@ -31,6 +30,7 @@ from declarations.store.views import DirectoryReader, StoredView
 from declarations.xmlio.parsing import parse
 from declarations.xmlio.results import read_result, result_element, to_bytes
 from declarations.xmlio.signature import Signer
+from declarations.services.institutions import notify as notify_institutions
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,9 @@ class Ingest:
             try:
                 with self.engine.begin() as connection:
                     receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id)
+                    if receipt.outcome.accepted and not receipt.retry:
+                        # institutions.md: the notifications it yields commit with it (PROD only).
+                        notify_institutions(connection, examined.declaration, receipt.outcome, now)
                     if on_decided is not None:
                         on_decided(connection, receipt)
                     return receipt
@@ -120,8 +123,6 @@ class Ingest:
         if any_blocking(anomalies):
             return refuse(anomalies, declaration_id=declaration_id)
         period_id = self._store_facts(connection, declaration, declaration_id, scope, context)
-        # institutions.md: the notifications this declaration yields commit with it (PROD only).
-        notify_institutions(connection, declaration, declaration_id, scope, period_id, now)
         return self._finish(connection, ex, now, channel, batch_id, anomalies,
                             declaration_id=declaration_id, period_id=period_id)
 

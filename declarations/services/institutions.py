@@ -25,6 +25,7 @@ from declarations.domain import institution_messages as m
 from declarations.domain.access import Grant, RegisterEntry, Window, decide_consult, may_register
 from declarations.domain.access_log import GENESIS, ChainCheck, LogEntry, check_chain
 from declarations.domain.model import Dimona, DimonaIn, DmfA, Quarter, SocialRisk
+from declarations.domain.outcome import Outcome
 from declarations.settings import Settings
 from declarations.store import institutions as store
 from declarations.store.tables import PROD
@@ -247,24 +248,41 @@ def _window(start: dt.date, end: dt.date | None) -> str:
 
 # --- notifications, in the declaration's transaction -----------------------------------
 
-def notify(connection: Connection, declaration, declaration_id: int, scope: str, period_id: int | None,
-           now: dt.datetime) -> None:
-    """Write the notifications an accepted declaration yields (services/ingest.py calls this after
-    storing its facts, in the same transaction). Nothing for TEST; one indexed query when nobody
-    is subscribed to the data type."""
-    if scope != PROD:
+def data_type_of(declaration) -> str | None:
+    """The institutions' data type a declaration's facts belong to."""
+    if isinstance(declaration, Dimona):
+        return "DIMONA"
+    if isinstance(declaration, DmfA):
+        return "DMFA"
+    if isinstance(declaration, SocialRisk):
+        return declaration.scenario.data_type
+    return None
+
+
+def notify(connection: Connection, declaration, outcome: Outcome, now: dt.datetime, *,
+           subscribed: bool | None = None) -> None:
+    """Write the notifications an accepted declaration yields (``Ingest.submit`` calls this once the
+    declaration is decided and its facts stored, in the same transaction). Nothing for TEST.
+
+    ``subscribed``: whether anyone is subscribed to the declaration's data type, when the caller has
+    already read it in the same transaction (e.g. folded into a read it makes anyway:
+    ``EXISTS (SELECT 1 FROM subscription WHERE data_type = :t)``); None reads it here, one indexed
+    query, the only one when nobody is subscribed."""
+    data_type = data_type_of(declaration)
+    if outcome.environment != PROD or data_type is None:
         return
+    if subscribed is None:
+        subscribed = store.anyone_subscribed(connection, data_type)
+    if not subscribed:
+        return
+    declaration_id, period_id = outcome.declaration_id, outcome.period_id
     items: list[tuple[str, dt.date, dt.date | None, dt.date, dt.date | None, str]] = []
     # each item: INSS, the period concerned (reported), the dates to match register entries on, Change
     if isinstance(declaration, Dimona):
-        data_type = "DIMONA"
-        if not store.anyone_subscribed(connection, data_type):
-            return
         action = declaration.action
-        if isinstance(action, DimonaIn):
-            change, period_id = "NEW", period_id
-        else:
-            change, period_id = ("CANCELLED" if action.action == "Cancel" else "UPDATED"), action.period_id
+        if not isinstance(action, DimonaIn):
+            period_id = action.period_id
+        change = "NEW" if isinstance(action, DimonaIn) else "CANCELLED" if action.action == "Cancel" else "UPDATED"
         row = store.dimona_change(connection, period_id)
         match_start, match_end = row.starting_date, row.ending_date
         if row.before_start is not None:  # a change concerns the days before it as well as after
@@ -272,9 +290,6 @@ def notify(connection: Connection, declaration, declaration_id: int, scope: str,
             match_end = None if (match_end is None or row.before_end is None) else max(match_end, row.before_end)
         items.append((row.inss, row.starting_date, row.ending_date, match_start, match_end, change))
     elif isinstance(declaration, DmfA):
-        data_type = "DMFA"
-        if not store.anyone_subscribed(connection, data_type):
-            return
         q = declaration.quarter
         persons = [p.inss for p in declaration.persons]
         change = "NEW"
@@ -283,14 +298,9 @@ def notify(connection: Connection, declaration, declaration_id: int, scope: str,
             persons += store.dmfa_persons(connection, declaration.replaces)
         items.extend((inss, q.first_day, q.last_day, q.first_day, q.last_day, change)
                      for inss in dict.fromkeys(persons))
-    elif isinstance(declaration, SocialRisk):
-        data_type = declaration.scenario.data_type
-        if not store.anyone_subscribed(connection, data_type):
-            return
+    else:
         day = declaration.event_date
         items.append((declaration.inss, day, day, day, day, "NEW"))
-    else:
-        return
     found = store.holders(connection, data_type, (item[0] for item in items))
     notifications = []
     for inss, start, end, match_start, match_end, change in items:
