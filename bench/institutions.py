@@ -446,7 +446,7 @@ def cpu_split(app, inss: list[str], count: int = 300) -> str:
     wsgi = SoapApplication(lambda: app)
 
     def environ(body: bytes) -> dict:
-        return {"PATH_INFO": channel.PATH, "REQUEST_METHOD": "POST", "CONTENT_TYPE": "text/xml; charset=utf-8",
+        return {"PATH_INFO": channel.DESCRIPTOR.path, "REQUEST_METHOD": "POST", "CONTENT_TYPE": "text/xml; charset=utf-8",
                 "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), "SERVER_NAME": "bench",
                 "SERVER_PORT": "80", "wsgi.url_scheme": "http", "HTTP_HOST": "bench"}
 
@@ -470,13 +470,13 @@ def cpu_split(app, inss: list[str], count: int = 300) -> str:
 
     tag = time.time_ns()
     bodies = envelopes(consults(count, f"split-w-{tag}", inss, seed=31))
-    measure("whole WSGI application (envelope in, signed answer out)", whole, bodies)
+    measure("whole WSGI application (envelope in, spyne dispatch, signed answer out)", whole, bodies)
     measure("InstitutionDesk.handle (typed request: decision, reads, access log)", app.institutions.handle,
             consults(count, f"split-d-{tag}", inss, seed=32))
     bodies = envelopes(consults(count, f"split-e-{tag}", inss, seed=33))
     measure("edge.read_request (envelope parse + wrapper XSD)",
-            lambda body: edge.read_request(environ(body), 10 ** 7, channel.CONTRACT), bodies)
-    requests = [edge.read_request(environ(body), 10 ** 7, channel.CONTRACT) for body in bodies]
+            lambda body: edge.read_request(environ(body), 10 ** 7, channel.DESCRIPTOR), bodies)
+    requests = [edge.read_request(environ(body), 10 ** 7, channel.DESCRIPTOR) for body in bodies]
     measure("signature verification of the request", lambda r: signature.verify(r.payload), requests)
     measure("certificate fingerprints of the institution (own checkout)",
             lambda r: app.institutions.institution_fingerprints("ONEM"), requests)
