@@ -11,11 +11,17 @@ server):
 1. **store**: bench/bigstore.py fills it (persons, Dimona periods, four
    quarters of DmfA, register entries: see its docstring) with COPY;
    time and size are reported.
-2. **plans**: one Consult of each data type through ``InstitutionDesk.handle``
-   with every SELECT it runs captured and replayed under
-   ``EXPLAIN (ANALYZE, BUFFERS)``: which index each statement uses.
+2. **store check**: Consults of sample persons return exactly what
+   bigstore.py generated for them; **plans**: one Consult of each data type
+   through ``InstitutionDesk.handle`` with every SELECT it runs captured and
+   replayed under ``EXPLAIN (ANALYZE, BUFFERS)``: which index each statement
+   uses.
 3. **desk, in-process**: ``InstitutionDesk.handle`` alone (no XML, no
-   signatures, no HTTP), one request at a time: the floor of a Consult.
+   signatures, no HTTP), one request at a time: the floor of a Consult;
+   **CPU split**: CPU per Consult of the WSGI application in-process and of
+   its parts; **what if**: the same with no ``pool_pre_ping`` and the
+   institution's certificate fingerprints cached (monkeypatched here, for
+   the measurement only).
 4. **Consult over HTTP**: the real ``declarations serve`` (gunicorn sync
    workers, default count) on that store, driven by an asyncio HTTP/1.1
    client in this process (bench/soap.py's). The requests are signed
@@ -491,6 +497,64 @@ def cpu_split(app, inss: list[str], count: int = 300) -> str:
     return "\n".join(lines)
 
 
+# --- what if: two of the changes README proposes, tried on the running code without changing it -------------
+
+def what_if(home: Path, url: str, inss: list[str], rounds: int = 3, count: int = 300) -> str:
+    """CPU per Consult of the WSGI application in-process, as is against a variant with no
+    ``pool_pre_ping`` and the institution's certificate fingerprints cached per process (what a cache keyed
+    by the directory version would do between directory loads); rounds alternate, medians reported."""
+    import io
+
+    from sqlalchemy import create_engine
+
+    from declarations.channels.soap import institutions as channel
+    from declarations.channels.soap.wsgi import SoapApplication
+    from declarations.services.institutions import InstitutionDesk
+
+    def variant(changed: bool):
+        app = app_for(home, url)
+        if changed:
+            app.__dict__["engine"] = create_engine(url, pool_size=5, max_overflow=10)  # make_engine's, no pre-ping
+            cache: dict[str, tuple[str, ...]] = {}
+            desk = app.institutions
+
+            def fingerprints(institution_id: str) -> tuple[str, ...]:
+                if institution_id not in cache:
+                    cache[institution_id] = InstitutionDesk.institution_fingerprints(desk, institution_id)
+                return cache[institution_id]
+
+            desk.institution_fingerprints = fingerprints
+        return app
+
+    def environ(body: bytes) -> dict:
+        return {"PATH_INFO": channel.DESCRIPTOR.path, "REQUEST_METHOD": "POST",
+                "CONTENT_TYPE": "text/xml; charset=utf-8", "CONTENT_LENGTH": str(len(body)),
+                "wsgi.input": io.BytesIO(body), "SERVER_NAME": "bench", "SERVER_PORT": "80",
+                "wsgi.url_scheme": "http", "HTTP_HOST": "bench"}
+
+    results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for n in range(rounds):
+        for changed in (False, True):
+            app = variant(changed)
+            wsgi = SoapApplication(lambda: app)
+            bodies = envelopes(consults(count + 30, f"whatif-{time.time_ns()}", inss, seed=100 + n))
+            for body in bodies[:30]:
+                b"".join(wsgi(environ(body), lambda s, h: None))
+            server = postmaster(app)
+            own, pg = time.process_time(), tree_cpu(server)
+            for body in bodies[30:]:
+                answer = b"".join(wsgi(environ(body), lambda s, h: None))
+                assert b"ConsultResult" in answer, answer[:500]
+            results[changed].append(((time.process_time() - own) / count, (tree_cpu(server) - pg) / count))
+            app.close()
+    lines = ["| variant | Python CPU (ms) | PostgreSQL CPU (ms) | total (ms) |", "|---|---:|---:|---:|"]
+    for changed, label in ((False, "as is"), (True, "no pool_pre_ping, fingerprints cached")):
+        python = statistics.median(a for a, _ in results[changed])
+        pg = statistics.median(c for _, c in results[changed])
+        lines.append(f"| {label} | {1000 * python:.2f} | {1000 * pg:.2f} | {1000 * (python + pg):.2f} |")
+    return "\n".join(lines)
+
+
 # --- notifications -------------------------------------------------------------------------------------
 
 def dimona_documents(persons: list[str], tag: str) -> list[bytes]:
@@ -601,7 +665,7 @@ def main() -> int:
     parser.add_argument("--dmfa-workers", type=int, default=1000)
     parser.add_argument("--profile", action="store_true", help="py-spy on the workers during a saturation run")
     parser.add_argument("--profile-seconds", type=int, default=8)
-    parser.add_argument("--skip", default="", help="comma-separated: plans,desk,split,http,notify")
+    parser.add_argument("--skip", default="", help="comma-separated: plans,desk,split,whatif,http,notify")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -652,6 +716,13 @@ def main() -> int:
             except (ImportError, AttributeError) as error:  # the SOAP side moves: say so, measure the rest
                 out += ["", f"CPU split unavailable: {error!r}"]
         app.close()
+        if "whatif" not in skip:
+            say("what if ...")
+            try:
+                out += ["", "### what if (WSGI application in-process, medians of 3 alternated rounds of 300 Consults)",
+                        "", what_if(home, url, inss)]
+            except (ImportError, AttributeError) as error:
+                out += ["", f"what-if unavailable: {error!r}"]
 
         if "http" not in skip:
             saturation_n = int(args.expected * (args.seconds + args.warmup) * 1.3) + args.connections
