@@ -41,6 +41,15 @@ def operation_of(request: m.InstitutionRequest) -> str:
     return type(request).__name__
 
 
+@dataclass(frozen=True)
+class SignedBy:
+    """The certificate a request was signed with, as services/institution_requests.py found it: the desk
+    checks it is registered for the institution in the request's first statement (A004 otherwise)."""
+    fingerprint: str           # SHA-256 of the signing certificate
+    unregistered: str          # the A004 message if it is not registered for the institution
+    invalid: str | None        # the A004 message if it is registered but not valid now; None: valid
+
+
 class InstitutionDesk:
     def __init__(self, engine: Engine, settings: Settings):
         self.engine = engine
@@ -48,26 +57,43 @@ class InstitutionDesk:
 
     # -- the API the XML side calls --------------------------------------------
 
-    def handle(self, request: m.InstitutionRequest) -> m.InstitutionAnswer:
-        """An authenticated request (its signature checked, its certificate registered for
-        caller.institution_id). One transaction: A005, the decision, the log entry, the answer."""
+    def handle(self, request: m.InstitutionRequest, signed_by: SignedBy | None = None) -> m.InstitutionAnswer:
+        """A request whose signature verified. ``signed_by``: the signing certificate, still to be checked
+        against the directory (A004) with the MessageId claim; None: already authenticated as
+        caller.institution_id. One transaction: A004/A005, the decision, the log entry, the answer; on
+        PostgreSQL two statements for a Consult of DIMONA or DMFA (store.open_request, the log)."""
         caller = request.caller
+        consult = (store.ConsultAsk(request.inss, request.data_type, request.start, request.end)
+                   if isinstance(request, m.Consult) else None)
         with self.engine.begin() as connection:
-            if not store.claim_message(connection, caller.institution_id, caller.message_id):
+            opened = store.open_request(connection, caller.institution_id, caller.message_id,
+                                        fingerprint=signed_by.fingerprint if signed_by else None,
+                                        reserve=signed_by is None or signed_by.invalid is None, consult=consult)
+            if not opened.trusted:
+                return self._refuse_unauthenticated(connection, operation_of(request), caller, signed_by.unregistered)
+            if signed_by is not None and signed_by.invalid is not None:
+                return self._refuse_unauthenticated(connection, operation_of(request), caller, signed_by.invalid)
+            if not opened.claimed:
                 refused = m.Refused(caller, "A005", f"MessageId {caller.message_id} was already used by "
                                                     f"{caller.institution_id}")
                 self._log(connection, request, refused.code, detail=refused.message[:200])
                 return refused
+            if consult is not None:
+                return self._Consult(connection, request, opened)
             decide = getattr(self, "_" + operation_of(request))
             return decide(connection, request)
 
     def refuse_unauthenticated(self, operation: str, claimed: m.Caller | None, message: str) -> m.Refused:
         """A004: log the refusal (under the institution as claimed, if any) and return it."""
         with self.engine.begin() as connection:
-            store.append_log(connection, LogEntry(
-                0, self._now(), (claimed.institution_id[:_FIELD] if claimed else None) or UNKNOWN_INSTITUTION,
-                operation[:32], None, None, None, "A004", None,
-                claimed.message_id[:_FIELD] if claimed else None, GENESIS, detail=message[:200]))
+            return self._refuse_unauthenticated(connection, operation, claimed, message)
+
+    def _refuse_unauthenticated(self, connection: Connection, operation: str, claimed: m.Caller | None,
+                                message: str) -> m.Refused:
+        store.append_log(connection, LogEntry(
+            0, self._now(), (claimed.institution_id[:_FIELD] if claimed else None) or UNKNOWN_INSTITUTION,
+            operation[:32], None, None, None, "A004", None,
+            claimed.message_id[:_FIELD] if claimed else None, GENESIS, detail=message[:200]))
         return m.Refused(claimed, "A004", message)
 
     def institution_fingerprints(self, institution_id: str) -> tuple[str, ...]:
@@ -129,17 +155,16 @@ class InstitutionDesk:
         self._log(connection, request, "GRANTED", data_type=request.data_type)
         return m.SubscriptionChanged(request.caller, "UNSUBSCRIBED", request.data_type)
 
-    def _Consult(self, connection: Connection, request: m.Consult) -> m.InstitutionAnswer:
+    def _Consult(self, connection: Connection, request: m.Consult, opened: store.Opened) -> m.InstitutionAnswer:
         caller = request.caller
         asked = _window(request.start, request.end)
-        entries, authorizations = store.consult_basis(connection, caller.institution_id, request.inss,
-                                                      request.data_type)
+        entries, authorizations = opened.entries, opened.authorizations
         decision = decide_consult(caller.institution_id, request.inss, request.data_type,
                                   Window(request.start, request.end), entries, authorizations)
         if not isinstance(decision, Grant):
             return self._refuse(connection, request, decision.code, decision.message, inss=request.inss,
                                 data_type=request.data_type, window=asked)
-        answer = consult_data(connection, request, decision)
+        answer = consult_data(connection, request, decision, opened)
         used = ",".join(dict.fromkeys(f"{a.capacity}:{a.data_type}" for _, _, a in decision.windows))
         self._log(connection, request, "GRANTED", inss=request.inss, data_type=request.data_type, window=asked,
                   authorization=used, detail="granted " + " ".join(
@@ -194,7 +219,11 @@ def merged(windows: Iterable[Window]) -> list[Window]:
     return out
 
 
-def consult_data(connection: Connection, request: m.Consult, grant: Grant) -> m.ConsultResult:
+def consult_data(connection: Connection, request: m.Consult, grant: Grant,
+                 opened: store.Opened | None = None) -> m.ConsultResult:
+    """The granted data. ``opened``: what the request's first statement read already (PostgreSQL: the asked
+    window's periods or quarters, a superset of the granted days, cut here as a read of [lo, hi] would be);
+    the rest is read now."""
     granted = tuple(m.GrantedWindow(w.start, w.end, entry.capacity) for w, entry, _ in grant.windows)
     pieces = merged([w for w, _, _ in grant.windows])
     lo, hi = pieces[0].start, pieces[-1].end
@@ -202,7 +231,10 @@ def consult_data(connection: Connection, request: m.Consult, grant: Grant) -> m.
                   end=request.end, granted=granted)
     if request.data_type == "DIMONA":
         periods = []
-        for row in store.current_periods(connection, request.inss, lo, hi):
+        rows = (store.current_periods(connection, request.inss, lo, hi) if opened is None or opened.periods is None
+                else [p for p in opened.periods if p.starting_date <= hi and (p.ending_date is None
+                                                                             or p.ending_date >= lo)])
+        for row in rows:
             # A period straddling two granted windows comes back as two pieces, same PeriodId.
             for piece in pieces:
                 cut = piece.clip(row.starting_date, row.ending_date)
@@ -213,7 +245,11 @@ def consult_data(connection: Connection, request: m.Consult, grant: Grant) -> m.
         return m.ConsultResult(**result, periods=tuple(periods))
     if request.data_type == "DMFA":
         quarters = []
-        for q in store.current_quarters(connection, request.inss, Quarter.of(lo).code, Quarter.of(hi).code):
+        first, last = Quarter.of(lo).code, Quarter.of(hi).code
+        stored = (store.current_quarters(connection, request.inss, first, last)
+                  if opened is None or opened.quarters is None
+                  else [q for q in opened.quarters if first <= q.quarter <= last])
+        for q in stored:
             occupations = []
             for o in q.occupations:
                 cuts = [c for c in (piece.clip(o["start"], o["end"]) for piece in pieces) if c is not None]

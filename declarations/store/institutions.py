@@ -1,9 +1,12 @@
 """The institutions' tables (institutions.md): register, subscriptions,
 notifications, MessageIds, the access log, and the reads behind Consult.
 
-Every function runs in the caller's transaction. Reads are few and indexed:
-a Consult costs one statement per data table it touches (the benchmark is a
-million persons at 300 Consults/s).
+Every function runs in the caller's transaction. Reads are few and indexed
+(the benchmark is a million persons at 300 Consults/s): on PostgreSQL a
+request's first statement (``open_request``) checks the signing certificate,
+claims the MessageId and, for a Consult of DIMONA or DMFA, reads the register
+basis and the data too; the access-log append is the second and last. SQLite
+runs the same steps as plain statements.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy.engine import Connection
 from declarations.domain.access import RegisterEntry
 from declarations.domain.access_log import LogEntry, content_around_chain, sealed
 from declarations.domain.directory import DirectoryAuthorization
+from declarations.domain.model import Quarter
 from declarations.domain.scenarios import BY_CODE
 from declarations.store import tables as t
 from declarations.store.database import insert_ignoring_duplicates, is_sqlite
@@ -46,6 +50,228 @@ def claim_message(connection: Connection, institution_id: str, message_id: str) 
     taken = connection.execute(insert_ignoring_duplicates(connection, m).values(
         institution_id=institution_id, message_id=message_id).returning(m.c.message_id)).first()
     return taken is not None
+
+
+# --- a request's first statement -----------------------------------------------
+
+@dataclass(frozen=True)
+class ConsultAsk:
+    """What a Consult asks, for ``open_request`` to read its basis (and its data, on PostgreSQL)."""
+    inss: str
+    data_type: str
+    start: dt.date
+    end: dt.date
+
+
+@dataclass(frozen=True)
+class PeriodRow:
+    period_id: int
+    declaration_id: int
+    employer_noss: str
+    worker_type: str
+    joint_commission: str
+    starting_date: dt.date
+    ending_date: dt.date | None
+    planned_hours: int | None
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What a request's first step found and took."""
+    trusted: bool          # the signing certificate is registered for the institution (True when not asked)
+    claimed: bool          # the MessageId is now this request's (A005 otherwise, when trusted and valid)
+    entries: list[RegisterEntry] | None = None                  # Consult: the person's register entries
+    authorizations: list[DirectoryAuthorization] | None = None  # Consult: in those entries' capacities
+    # Consult on PostgreSQL: the data of the asked window, read in the same statement only if the institution
+    # holds a register entry for the person in a capacity authorized for the data type (the desk still decides
+    # and cuts): DIMONA periods or DMFA quarters. None: not read, the desk reads what it grants.
+    periods: list[PeriodRow] | None = None
+    quarters: list[StoredQuarter] | None = None
+
+
+def open_request(connection: Connection, institution_id: str, message_id: str, *, fingerprint: str | None,
+                 reserve: bool, consult: ConsultAsk | None = None) -> Opened:
+    """A request's first step: is the signing certificate (SHA-256 ``fingerprint``; None: already checked)
+    registered for the institution; if so and ``reserve`` (the caller found it valid now), claim the
+    MessageId (A005); for a claimed Consult, read ``consult_basis``. On PostgreSQL in one statement, which
+    for DIMONA and DMFA also reads the asked window's data (when some register entry could grant it); on
+    SQLite (one writer at a time) as separate statements."""
+    if is_sqlite(connection):
+        trusted = fingerprint is None or fingerprint in institution_fingerprints(connection, institution_id)
+        claimed = trusted and reserve and claim_message(connection, institution_id, message_id)
+        if consult is None or not claimed:
+            return Opened(trusted, claimed)
+        entries, authorizations = consult_basis(connection, institution_id, consult.inss, consult.data_type)
+        return Opened(trusted, claimed, entries, authorizations)
+    params = dict(institution_id=institution_id, message_id=message_id, fingerprint=fingerprint, reserve=reserve)
+    if consult is not None:
+        params.update(inss=consult.inss, data_type=consult.data_type, start=consult.start, end=consult.end)
+        if consult.data_type == "DMFA":
+            params.update(first_quarter=Quarter.of(consult.start).code, last_quarter=Quarter.of(consult.end).code)
+    kind = None if consult is None else consult.data_type if consult.data_type in _PG_DATA else ""
+    rows = connection.execute(_PG_OPEN[kind], params).all()
+    trusted = claimed = False
+    entries, authorized = [], set()
+    periods, records, children = [], [], {"services": [], "remunerations": []}
+    for row in rows:
+        what = row.what
+        if what == "trusted":
+            trusted = True
+        elif what == "claimed":
+            claimed = True
+        elif what == "entry":
+            entries.append(RegisterEntry(institution_id, consult.inss, row.t1, row.d1, row.d2))
+            if row.t2 is not None:
+                authorized.add(row.t1)
+        elif what == "period":
+            periods.append(PeriodRow(row.n1, row.n2, row.t1, row.t2, row.t3, row.d1, row.d2, row.n3))
+        elif what == "record":
+            records.append(_Record(row.n1, row.t1, row.n2, row.n3, row.n4, row.t2, row.n5, row.d1, row.d2, row.t3,
+                                   row.n6, row.n7, row.n8))
+        elif what == "service":
+            children["services"].append(_Service(row.n1, row.n2, row.n3, row.n4, row.n5, row.t1, row.n6, row.n7))
+        elif what == "remuneration":
+            children["remunerations"].append(_Remuneration(row.n1, row.n2, row.n3, row.n4, row.n5, row.t1, row.n6))
+    if consult is None or not claimed:
+        return Opened(trusted, claimed)
+    entries.sort(key=lambda e: (e.valid_from, e.capacity))
+    authorizations = [DirectoryAuthorization(institution_id, capacity, consult.data_type)
+                      for capacity in sorted(authorized)]
+    if kind == "DIMONA":
+        periods.sort(key=lambda p: (p.starting_date, p.period_id))
+        return Opened(trusted, claimed, entries, authorizations, periods=periods)
+    if kind == "DMFA":
+        records.sort(key=lambda r: (r.quarter, r.employer_noss, r.declaration_id, r.person_nbr, r.record_nbr,
+                                    -1 if r.occupation_nbr is None else r.occupation_nbr))
+        for rows_of in children.values():
+            rows_of.sort(key=lambda c: (c.declaration_id, c.person_nbr, c.record_nbr, c.occupation_nbr, c.position))
+        return Opened(trusted, claimed, entries, authorizations, quarters=_quarters(records, children))
+    return Opened(trusted, claimed, entries, authorizations)
+
+
+@dataclass(frozen=True)
+class _Record:
+    declaration_id: int
+    employer_noss: str
+    quarter: int
+    person_nbr: int
+    record_nbr: int
+    worker_code: str
+    occupation_nbr: int | None
+    starting_date: dt.date | None
+    ending_date: dt.date | None
+    joint_commission: str | None
+    working_days_system: int | None
+    mean_working_hours: int | None
+    ref_mean_working_hours: int | None
+
+
+@dataclass(frozen=True)
+class _Service:
+    declaration_id: int
+    person_nbr: int
+    record_nbr: int
+    occupation_nbr: int
+    position: int
+    code: str
+    days: int
+    hours: int | None
+
+
+@dataclass(frozen=True)
+class _Remuneration:
+    declaration_id: int
+    person_nbr: int
+    record_nbr: int
+    occupation_nbr: int
+    position: int
+    code: str
+    amount: int
+
+
+# One row shape for every part of the answer (``what`` says which): three texts, two dates, eight numbers.
+_NULLS = "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+_PG_OPEN_SQL = """
+WITH trusted AS (
+    SELECT 1 AS one
+     WHERE CAST(:fingerprint AS varchar) IS NULL
+        OR EXISTS (SELECT 1 FROM institution_certificate
+                    WHERE institution_id = CAST(:institution_id AS varchar) AND fingerprint = :fingerprint)),
+claimed AS (
+    INSERT INTO institution_message (institution_id, message_id)
+    SELECT CAST(:institution_id AS varchar), CAST(:message_id AS varchar) FROM trusted
+     WHERE CAST(:reserve AS boolean)
+    ON CONFLICT DO NOTHING
+    RETURNING 1 AS one){ctes}
+SELECT 'trusted' AS what, NULL::varchar AS t1, NULL::varchar AS t2, NULL::varchar AS t3, NULL::date AS d1,
+       NULL::date AS d2, NULL::bigint AS n1, NULL::bigint AS n2, NULL::bigint AS n3, NULL::bigint AS n4,
+       NULL::bigint AS n5, NULL::bigint AS n6, NULL::bigint AS n7, NULL::bigint AS n8 FROM trusted
+UNION ALL SELECT 'claimed', {nulls} FROM claimed{parts}
+"""
+# Consult: the register basis (consult_basis, spelled out), once the MessageId is claimed.
+_PG_BASIS = """
+UNION ALL SELECT 'entry', r.capacity, a.data_type, NULL, r.valid_from, r.valid_to,
+                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM register_entry r
+    LEFT JOIN "authorization" a ON a.institution_id = r.institution_id AND a.capacity = r.capacity
+                               AND a.data_type = CAST(:data_type AS varchar)
+   WHERE r.institution_id = CAST(:institution_id AS varchar) AND r.inss = CAST(:inss AS varchar)
+     AND EXISTS (SELECT 1 FROM claimed)"""
+# The data is read only if some register entry of the institution for the person is in a capacity
+# authorized for the data type: never for a person the institution does not follow.
+_PG_ALLOWED = """,
+allowed AS (
+    SELECT 1 AS one FROM claimed
+     WHERE EXISTS (SELECT 1 FROM register_entry r
+                     JOIN "authorization" a ON a.institution_id = r.institution_id AND a.capacity = r.capacity
+                                           AND a.data_type = CAST(:data_type AS varchar)
+                    WHERE r.institution_id = CAST(:institution_id AS varchar) AND r.inss = CAST(:inss AS varchar)))"""
+# current_periods for the asked window.
+_PG_PERIODS = """
+UNION ALL SELECT 'period', p.employer_noss, p.worker_type, p.joint_commission, p.starting_date, p.ending_date,
+                 p.period_id, v.declaration_id, p.planned_hours, NULL, NULL, NULL, NULL, NULL
+    FROM employment_period p
+    JOIN employment_period_version v ON v.period_id = p.period_id AND v.version = p.version
+   WHERE EXISTS (SELECT 1 FROM allowed)
+     AND p.inss = CAST(:inss AS varchar) AND p.scope = 'PROD' AND NOT p.cancelled
+     AND p.starting_date <= CAST(:end AS date) AND (p.ending_date IS NULL OR p.ending_date >= CAST(:start AS date))"""
+# current_quarters for the asked quarters: the worker records with their occupations, then the services and
+# remunerations by the person's key in each DmfA (a primary-key prefix of those tables).
+_PG_RECORDS = """,
+records AS (
+    SELECT d.declaration_id, d.employer_noss, d.quarter, dp.person_nbr, w.record_nbr, w.worker_code,
+           o.occupation_nbr, o.starting_date, o.ending_date, o.joint_commission, o.working_days_system,
+           o.mean_working_hours, o.ref_mean_working_hours
+      FROM dmfa_person dp
+      JOIN dmfa d ON d.declaration_id = dp.declaration_id
+      LEFT JOIN dmfa replacement ON replacement.declaration_id = d.replaced_by_declaration_id
+      JOIN dmfa_worker_record w ON w.declaration_id = dp.declaration_id AND w.person_nbr = dp.person_nbr
+      LEFT JOIN dmfa_occupation o ON o.declaration_id = w.declaration_id AND o.person_nbr = w.person_nbr
+                                 AND o.record_nbr = w.record_nbr
+     WHERE EXISTS (SELECT 1 FROM allowed)
+       AND dp.inss = CAST(:inss AS varchar) AND d.scope = 'PROD'
+       AND d.quarter >= CAST(:first_quarter AS integer) AND d.quarter <= CAST(:last_quarter AS integer)
+       AND (replacement.declaration_id IS NULL OR replacement.scope <> 'PROD')),
+persons AS (SELECT DISTINCT declaration_id, person_nbr FROM records)"""
+_PG_QUARTERS = """
+UNION ALL SELECT 'record', employer_noss, worker_code, joint_commission, starting_date, ending_date,
+                 declaration_id, quarter, person_nbr, record_nbr, occupation_nbr, working_days_system,
+                 mean_working_hours, ref_mean_working_hours
+    FROM records
+UNION ALL SELECT 'service', s.code, NULL, NULL, NULL, NULL, s.declaration_id, s.person_nbr, s.record_nbr,
+                 s.occupation_nbr, s.position, s.days, s.hours, NULL
+    FROM persons JOIN dmfa_service s ON s.declaration_id = persons.declaration_id
+                                    AND s.person_nbr = persons.person_nbr
+UNION ALL SELECT 'remuneration', m.code, NULL, NULL, NULL, NULL, m.declaration_id, m.person_nbr, m.record_nbr,
+                 m.occupation_nbr, m.position, m.amount, NULL, NULL
+    FROM persons JOIN dmfa_remuneration m ON m.declaration_id = persons.declaration_id
+                                         AND m.person_nbr = persons.person_nbr"""
+_PG_DATA = {"DIMONA": (_PG_ALLOWED, _PG_PERIODS), "DMFA": (_PG_ALLOWED + _PG_RECORDS, _PG_QUARTERS)}
+# By what is read with the claim: None (not a Consult), "" (a Consult, basis only), "DIMONA", "DMFA".
+_PG_OPEN = {None: text(_PG_OPEN_SQL.format(ctes="", nulls=_NULLS, parts="")),
+            "": text(_PG_OPEN_SQL.format(ctes="", nulls=_NULLS, parts=_PG_BASIS)),
+            **{kind: text(_PG_OPEN_SQL.format(ctes=ctes, nulls=_NULLS, parts=_PG_BASIS + parts))
+               for kind, (ctes, parts) in _PG_DATA.items()}}
 
 
 # --- directory reads ----------------------------------------------------------
@@ -271,6 +497,24 @@ def current_quarters(connection: Connection, inss: str, first_quarter: int, last
                or_(by.c.declaration_id.is_(None), by.c.scope != t.PROD))
         .order_by(d.c.quarter, d.c.employer_noss, d.c.declaration_id, dp.c.person_nbr, w.c.record_nbr,
                   o.c.occupation_nbr)).all()
+    if not records:
+        return []
+    # The person's key in each DmfA: a primary-key prefix of the children, however big the DmfA.
+    keys = sorted({(r.declaration_id, r.person_nbr) for r in records})
+    children = {}
+    for table, field in ((t.dmfa_service, "services"), (t.dmfa_remuneration, "remunerations")):
+        columns = [table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
+                   table.c.code] + ([table.c.days, table.c.hours] if field == "services" else [table.c.amount])
+        children[field] = connection.execute(
+            select(*columns).where(tuple_(table.c.declaration_id, table.c.person_nbr).in_(keys))
+            .order_by(table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
+                      table.c.position)).all()
+    return _quarters(records, children)
+
+
+def _quarters(records, children: dict[str, list]) -> list[StoredQuarter]:
+    """StoredQuarters from the worker-record rows (with their occupations, in order) and the services and
+    remunerations rows (by field name, in order)."""
     quarters: dict[tuple, StoredQuarter] = {}
     for r in records:
         key = (r.declaration_id, r.person_nbr, r.record_nbr)
@@ -283,18 +527,8 @@ def current_quarters(connection: Connection, inss: str, first_quarter: int, last
                  "joint_commission": r.joint_commission, "working_days_system": r.working_days_system,
                  "mean_working_hours": r.mean_working_hours, "ref_mean_working_hours": r.ref_mean_working_hours,
                  "services": [], "remunerations": []})
-    if not quarters:
-        return []
-    # The person's key in each DmfA: a primary-key prefix of the children, however big the DmfA.
-    keys = sorted({(key[0], key[1]) for key in quarters})
     occupations = {(k[0], k[1], k[2], occ["occupation_nbr"]): occ for k, q in quarters.items() for occ in q.occupations}
-    for table, field in ((t.dmfa_service, "services"), (t.dmfa_remuneration, "remunerations")):
-        columns = [table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
-                   table.c.code] + ([table.c.days, table.c.hours] if field == "services" else [table.c.amount])
-        rows = connection.execute(
-            select(*columns).where(tuple_(table.c.declaration_id, table.c.person_nbr).in_(keys))
-            .order_by(table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
-                      table.c.position))
+    for field, rows in children.items():
         for row in rows:
             occupation = occupations.get((row.declaration_id, row.person_nbr, row.record_nbr, row.occupation_nbr))
             if occupation is not None:
