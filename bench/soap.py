@@ -182,7 +182,7 @@ async def closed_loop(port: int, path: str, bodies, connections: int, seconds: f
             while time.perf_counter() < window_end:
                 body = next(it, None)
                 if body is None:
-                    raise RuntimeError("not enough documents for the saturation phase: raise --documents")
+                    raise RuntimeError("not enough documents for the saturation phase: raise --expected")
                 status, data = await connection.post(body)
                 now = time.perf_counter()
                 if window_start <= now <= window_end:
@@ -200,7 +200,7 @@ async def open_loop(port: int, path: str, bodies, rate: float, seconds: float,
     total = int(rate * seconds)
     bodies = bodies[:total]
     if len(bodies) < total:
-        raise RuntimeError("not enough documents for the latency phase: raise --documents")
+        raise RuntimeError("not enough documents for the latency phase: raise --expected")
     counts: collections.Counter = collections.Counter()
     latencies: list[float] = []
     idle: list[Connection] = []
@@ -371,7 +371,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--expected", type=float, default=400, help="a generous guess of declarations/s, "
+    parser.add_argument("--expected", type=float, default=700, help="a generous guess of declarations/s, "
                         "to sign enough documents beforehand")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-seconds", type=int, default=8)
