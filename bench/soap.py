@@ -86,6 +86,7 @@ class EchoServer:
 
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--pythonpath", str(REPO / "bench"), "--workers", str(self.workers),
+             "--worker-class", "gthread", "--threads", "1", "--keep-alive", "5",  # as declarations serve
              "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", "--no-control-socket",
              "soap:echo_application()"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
@@ -386,7 +387,7 @@ def main() -> int:
     from declarations.channels.soap.server import default_workers
 
     workers = args.workers or default_workers()
-    print(f"machine: {machine()}; gunicorn sync workers: {workers}; client: asyncio, "
+    print(f"machine: {machine()}; gunicorn gthread workers (1 thread, keep-alive): {workers}; client: asyncio, "
           f"{args.connections} connections, same machine", flush=True)
     count = int(args.expected * (args.seconds + args.warmup) * 1.2 + args.expected * 0.7 * args.seconds) + 500
     rows, notes = [], []
