@@ -684,7 +684,7 @@ def main() -> int:
             return 1
         url = pg.create_database("institutions")
     workers = args.workers or default_workers()
-    out = [f"machine: {machine()}; gunicorn gthread workers (1 thread, keep-alive): {workers}"]
+    out = [f"machine: {machine()}; gunicorn sync workers: {workers}"]
     tmp = tempfile.TemporaryDirectory(prefix="institutions-bench-")
     home = Path(args.home) if args.home else Path(tmp.name)
     try:

@@ -137,7 +137,7 @@ def main() -> int:
                 rest = rest[int(answered * 1.2) + args.connections:]
     finally:
         pg.stop()
-    print(f"gunicorn gthread workers (1 thread, keep-alive): {workers}; {args.connections} connections; "
+    print(f"gunicorn sync workers: {workers}; {args.connections} connections; "
           f"{os.cpu_count()} CPUs; "
           f"{args.employers} employer(s)")
     print("| run | Dimona/s at saturation | server + PostgreSQL CPU ms per Dimona (server, PostgreSQL) "

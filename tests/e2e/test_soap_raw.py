@@ -181,29 +181,6 @@ def test_an_unknown_operation_is_a_client_fault(server, still_serving):
     assert status == 500 and code == "soapenv:Client" and "unknown operation DeleteEverything" in message
 
 
-def test_one_connection_carries_request_after_request(server, still_serving):
-    """HTTP keep-alive: a payroll package posting declarations one after another on one connection keeps
-    it, a fault included (server.py's gthread workers; sync workers closed it after every answer)."""
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        answers, sockets = [], []
-        for body in (submit(signed_dimona("raw-keep-1")),
-                     envelope(b'<svc:DeleteEverything xmlns:svc="' + SVC.encode() + b'"/>'),
-                     submit(signed_dimona("raw-keep-2"))):
-            connection.request("POST", "/soap/declarations", body=body, headers={"Content-Type": "text/xml"})
-            answer = connection.getresponse()
-            answers.append((answer.status, answer.read(), (answer.getheader("Connection") or "").lower()))
-            sockets.append(connection.sock)
-    finally:
-        connection.close()
-    assert [status for status, _, _ in answers] == [200, 500, 200]
-    assert all(header != "close" for _, _, header in answers)
-    assert sockets[0] is not None and sockets[0] is sockets[1] is sockets[2]  # http.client reopens a closed one
-    assert result_of(answers[0][1]).findtext(f"{{{RES}}}Status") == "ACCEPTED"
-    assert fault(answers[1][1])[0] == "soapenv:Client"
-    assert result_of(answers[2][1]).findtext(f"{{{RES}}}Status") == "ACCEPTED"
-
-
 def test_a_body_not_valid_against_the_service_xsd_is_a_client_fault(server, still_serving):
     dmfa_in_dimona = submit(b'<DmfA xmlns="urn:declarations:dmfa:v1"/>')
     code, message = fault(post(server, dmfa_in_dimona)[1])

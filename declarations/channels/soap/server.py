@@ -1,16 +1,8 @@
 """``declarations serve``: gunicorn in front of the WSGI application, plus background tasks.
 
-- Workers are gunicorn ``gthread`` workers with one thread: one request at a
-  time each, as sync workers, but HTTP keep-alive works (sync workers close
-  the connection after every answer), so a payroll package that sends
-  declarations one after another on one connection (zeep, any
-  ``requests.Session``) does not pay a TCP connection and gunicorn's
-  graceful close per declaration: about 10 % more Dimona/s and a third of
-  the client's CPU (bench/README.md). One thread, because the App (lxml
-  validators and their error logs, the SQLAlchemy session factory, spyne)
-  is built for one request at a time; the processes give the parallelism.
-  No shared state: everything is in the store. Forked by the arbiter; each
-  builds its own App (database pool, engine key) after the fork.
+- Workers are sync gunicorn workers (one request at a time each, no shared
+  state: everything is in the store), forked by the arbiter; each builds its
+  own App (database pool, engine key) after the fork.
 - Default workers: 2 x CPUs + 1 (5 on 2 cores): a Dimona spends about two
   thirds of its time waiting for the database (bench/README.md), so more
   processes than cores keep the CPUs busy.
@@ -108,11 +100,10 @@ def serve(settings: Settings, *, bind: str, workers: int) -> int:
     options = {
         "bind": [bind],
         "workers": workers,
-        "worker_class": "gthread",
-        "threads": 1,             # see the module's docstring: keep-alive, one request at a time
+        "worker_class": "sync",
         "timeout": 120,           # a 5 MiB DmfA takes seconds, not minutes
         "graceful_timeout": 20,
-        "keepalive": 5,           # seconds an idle kept-alive connection stays open
+        "keepalive": 5,
         "preload_app": False,     # each worker imports and builds its own App after the fork
         "accesslog": None,
         "errorlog": "-",
