@@ -104,22 +104,33 @@ class EchoServer:
 
 # --- documents ----------------------------------------------------------------------------------------
 
-def dimona_envelopes(count: int, tag: str) -> list[bytes]:
+# (sender, employer, key): the demo directory's senders and employers they may declare for. Each employer has
+# its own advisory lock (declarations of one employer are serialised, by design); 1001 signs with RSA-2048,
+# 2001 with EC P-256.
+EMPLOYERS = [("1001", "123456749", "sender-1001"), ("2001", "555123433", "sender-2001"),
+             ("2001", "009988768", "sender-2001")]
+
+
+def dimona_envelopes(count: int, tag: str, employers: int = 1) -> list[bytes]:
+    """Signed SubmitDimona envelopes (distinct MessageIds and workers), round-robin over ``employers``."""
     from lxml import etree
 
     from declarations import samples
     from declarations.xmlio.signature import Signer
 
     keys = REPO / "fixtures" / "demo" / "keys"
-    signer = Signer.from_files(keys / "sender-1001.key.pem", keys / "sender-1001.cert.pem")
+    signers = {key: Signer.from_files(keys / f"{key}.key.pem", keys / f"{key}.cert.pem")
+               for _sender, _noss, key in EMPLOYERS[:employers]}
     out = []
     for n, inss in enumerate(samples.inss_series(count)):
-        element = samples.dimona("In", message_id=f"bench-{tag}-{n}", sender_id="1001", noss="123456749",
+        sender, noss, key = EMPLOYERS[n % employers]
+        element = samples.dimona("In", message_id=f"bench-{tag}-{n}", sender_id=sender, noss=noss,
                                  INSS=inss, StartingDate=dt.date(2025, 11, 16), JointCommissionNbr="200",
                                  WorkerType="OTH")
         out.append(b'<soapenv:Envelope xmlns:soapenv="' + SOAP.encode() + b'"><soapenv:Body>'
                    b'<svc:SubmitDimona xmlns:svc="urn:declarations:service:v1">'
-                   + etree.tostring(signer.sign(element)) + b"</svc:SubmitDimona></soapenv:Body></soapenv:Envelope>")
+                   + etree.tostring(signers[key].sign(element))
+                   + b"</svc:SubmitDimona></soapenv:Body></soapenv:Envelope>")
     return out
 
 
@@ -319,13 +330,14 @@ INTERESTING = [
 ]
 
 
-def profile(server, args) -> str:
+def profile(server, args, employers: int = 1) -> str:
     import shutil
 
     if shutil.which("py-spy") is None:
         return "py-spy not installed: no profile"
     out = Path(tempfile.mkdtemp(prefix="soap-profile-")) / "stacks.txt"
-    bodies = dimona_envelopes(int(args.expected * (args.profile_seconds + 6)) + 500, f"profile-{server.port}")
+    bodies = dimona_envelopes(int(args.expected * (args.profile_seconds + 6)) + 500, f"profile-{server.port}",
+                              employers)
     spy = subprocess.Popen(["py-spy", "record", "--pid", str(server.process.pid), "--subprocesses", "--format", "raw",
                             "--duration", str(args.profile_seconds), "--rate", "200", "--output", str(out),
                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -383,6 +395,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--expected", type=float, default=700, help="a generous guess of declarations/s, "
                         "to sign enough documents beforehand")
+    parser.add_argument("--employers", default="1,3", help="comma-separated: run the Dimona load spread over 1, "
+                        "2 or 3 employers (one employer's declarations queue on its lock; real traffic is spread)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-seconds", type=int, default=8)
     parser.add_argument("--channel-only", action="store_true", help="only the channel's own cost, in process")
@@ -404,25 +418,26 @@ def main() -> int:
     size = None
     for backend in args.backends.split(","):
         pg = None
-        url = None
         if backend == "postgresql":
             import pgserver
             pg = pgserver.start_postgres()
             if pg is None:
                 print(f"postgresql: {pgserver.last_error}; skipped")
                 continue
-            url = pg.create_database("bench_soap")
         try:
-            print(f"[{backend}] signing {count} Dimona ...", flush=True)
-            bodies = dimona_envelopes(count, backend)
-            size = len(bodies[0])
-            with tempfile.TemporaryDirectory(prefix=f"soap-bench-{backend}-") as home, \
-                    Server(Path(home), now=NOW, database_url=url, workers=workers) as server:
-                print(f"[{backend}] measuring ...", flush=True)
-                result = measure(server.port, "/soap/declarations", bodies, args, True)
-                rows.append((f"Dimona, {backend}", size, result))
-                if args.profile:
-                    notes.append(f"[{backend}] " + profile(server, args))
+            for employers in [int(n) for n in args.employers.split(",")]:
+                label = f"{backend}, {employers} employer{'s' if employers > 1 else ''}"
+                print(f"[{label}] signing {count} Dimona ...", flush=True)
+                bodies = dimona_envelopes(count, f"{backend}-{employers}", employers)
+                size = len(bodies[0])
+                database = pg.create_database(f"bench_soap_{employers}") if pg is not None else None
+                with tempfile.TemporaryDirectory(prefix=f"soap-bench-{backend}-") as home, \
+                        Server(Path(home), now=NOW, database_url=database, workers=workers) as server:
+                    print(f"[{label}] measuring ...", flush=True)
+                    result = measure(server.port, "/soap/declarations", bodies, args, True)
+                    rows.append((f"Dimona, {label}", size, result))
+                    if args.profile:
+                        notes.append(f"[{label}] " + profile(server, args, employers))
         finally:
             if pg is not None:
                 pg.stop()

@@ -29,36 +29,6 @@ sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
 import soap as bench  # noqa: E402
 
-# (sender, employer, key): the demo directory's senders and the employers they may declare for.
-EMPLOYERS = [("1001", "123456749", "sender-1001"), ("2001", "555123433", "sender-2001"),
-             ("2001", "009988768", "sender-2001")]
-
-
-def dimona_envelopes(count: int, tag: str, employers: int) -> list[bytes]:
-    """bench/soap.py's envelopes, round-robin over ``employers`` employers (1: all for 123456749, as there)."""
-    if employers == 1:
-        return bench.dimona_envelopes(count, tag)
-    import datetime as dt
-
-    from lxml import etree
-
-    from declarations import samples
-    from declarations.xmlio.signature import Signer
-
-    keys = REPO / "fixtures" / "demo" / "keys"
-    signers = {name: Signer.from_files(keys / f"{name}.key.pem", keys / f"{name}.cert.pem")
-               for _s, _e, name in EMPLOYERS}
-    out = []
-    for n, inss in enumerate(samples.inss_series(count)):
-        sender, noss, key = EMPLOYERS[n % employers]
-        element = samples.dimona("In", message_id=f"bench-{tag}-{n}", sender_id=sender, noss=noss, INSS=inss,
-                                 StartingDate=dt.date(2025, 11, 16), JointCommissionNbr="200", WorkerType="OTH")
-        out.append(b'<soapenv:Envelope xmlns:soapenv="' + bench.SOAP.encode() + b'"><soapenv:Body>'
-                   b'<svc:SubmitDimona xmlns:svc="urn:declarations:service:v1">'
-                   + etree.tostring(signers[key].sign(element)) + b"</svc:SubmitDimona></soapenv:Body></soapenv:Envelope>")
-    return out
-
-
 def _processes() -> dict[int, tuple[int, float, bytes]]:
     """pid -> (parent pid, CPU seconds so far, command line)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -117,7 +87,7 @@ def main() -> int:
     try:
         url = pg.create_database("bench_soap_cpu")
         warm = int(args.expected * 1.5 * 1.3) + 100  # the warm-up loop runs 1.5 s
-        bodies = dimona_envelopes(warm + int(args.expected * args.seconds * args.repeat * 1.3), "cpu",
+        bodies = bench.dimona_envelopes(warm + int(args.expected * args.seconds * args.repeat * 1.3), "cpu",
                                   args.employers)
         marker = str(pg.tmpdir).encode() if getattr(pg, "tmpdir", None) else None
         with tempfile.TemporaryDirectory(prefix="soap-cpu-") as home, \
