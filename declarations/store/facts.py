@@ -21,7 +21,7 @@ from declarations.domain.model import (DimonaIn, DimonaOut, DimonaUpdate, Dimona
 from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
 from declarations.domain.ports import StoredPeriod
 from declarations.store import tables as t
-from declarations.store.database import employer_lock_key, is_sqlite
+from declarations.store.database import DriverStatement, employer_lock_key, is_sqlite
 from declarations.store.views import SenderView, StoredView, sender_view
 
 
@@ -86,10 +86,12 @@ UNION ALL SELECT 'mandate', kinds, NULL, valid_from, valid_to, NULL, NULL
 UNION ALL SELECT 'subscribed', NULL, NULL, NULL, NULL, NULL, NULL
     WHERE EXISTS (SELECT 1 FROM subscription WHERE data_type = :data_type){lock}
 """
-_RECEIVE = {False: text(_RECEIVE_PG.format(lock="")),
-            True: text(_RECEIVE_PG.format(lock="""
+# On the driver's cursor (database.DriverStatement): rows are tuples (what, text_a, text_b, day_a, day_b, number,
+# blob), as SenderView reads them.
+_RECEIVE = {False: DriverStatement(text(_RECEIVE_PG.format(lock=""))),
+            True: DriverStatement(text(_RECEIVE_PG.format(lock="""
 UNION ALL SELECT 'locked', NULL, NULL, NULL, NULL, NULL, NULL
-    FROM (SELECT pg_advisory_xact_lock(:lock_key)) AS employer_lock"""))}
+    FROM (SELECT pg_advisory_xact_lock(:lock_key)) AS employer_lock""")))}
 
 
 @dataclass(frozen=True)
@@ -128,10 +130,10 @@ def receive(connection: Connection, *, received_at: dt.datetime, channel: str, o
     params = dict(values, reserve=reserve, fingerprint=fingerprint, noss=noss, data_type=data_type)
     if noss is not None:
         params["lock_key"] = employer_lock_key(noss)
-    rows = connection.execute(_RECEIVE[noss is not None], params).all()
-    archived = next((row.number for row in rows if row.what == "archived"), None)
-    reserved = any(row.what == "reserved" for row in rows)
-    subscribed = any(row.what == "subscribed" for row in rows) if data_type is not None else None
+    rows = _RECEIVE[noss is not None].rows(connection, params)
+    archived = next((row[5] for row in rows if row[0] == "archived"), None)
+    reserved = any(row[0] == "reserved" for row in rows)
+    subscribed = any(row[0] == "subscribed" for row in rows) if data_type is not None else None
     return Received(SenderView(connection, sender_id, message_id, noss, rows), archived, reserved,
                     noss is not None, subscribed)
 
@@ -166,7 +168,8 @@ def ensure_persons(connection: Connection, inss_list) -> None:
 
 # PostgreSQL: an accepted Dimona's whole write in one round trip (the person, the period, its version, the signed
 # result). The foreign keys between them are checked at the end of the statement, when all rows are there.
-_DIMONA_IN_PG = text("""
+# Both on the driver's cursor (database.DriverStatement).
+_DIMONA_IN_PG = DriverStatement(text("""
 WITH new_person AS (
     INSERT INTO person (inss) VALUES (:inss) ON CONFLICT DO NOTHING),
 new_period AS (
@@ -180,8 +183,8 @@ new_version AS (
     VALUES (:period_id, 1, :declaration_id, 'IN', :starting_date, :ending_date, :joint_commission,
             :planned_hours, false))
 UPDATE declaration SET status = :status, result = :result WHERE id = :declaration_id
-""")
-_DIMONA_CHANGE_PG = text("""
+"""))
+_DIMONA_CHANGE_PG = DriverStatement(text("""
 WITH changed AS (
     UPDATE employment_period SET starting_date = :starting_date, ending_date = :ending_date,
         joint_commission = :joint_commission, planned_hours = :planned_hours, cancelled = :cancelled,
@@ -193,7 +196,7 @@ new_version AS (
     VALUES (:period_id, :version, :declaration_id, :action, :starting_date, :ending_date, :joint_commission,
             :planned_hours, :cancelled))
 UPDATE declaration SET status = :status, result = :result WHERE id = :declaration_id
-""")
+"""))
 _INSERT_PERIOD = insert(t.employment_period)
 _INSERT_VERSION = insert(t.employment_period_version)
 # The SET clause is the parameters' keys (the current version's values).
@@ -218,7 +221,7 @@ def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, sc
                       ending_date=action.ending_date, joint_commission=action.joint_commission,
                       planned_hours=action.planned_hours)
         if period_id is not None and finish and not is_sqlite(connection):
-            connection.execute(_DIMONA_IN_PG, dict(values, period_id=period_id, declaration_id=declaration_id,
+            _DIMONA_IN_PG.execute(connection, dict(values, period_id=period_id, declaration_id=declaration_id,
                                                    status=status, result=result))
             return period_id
         ensure_persons(connection, [action.inss])
@@ -245,7 +248,7 @@ def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, sc
                       joint_commission=changed.joint_commission, planned_hours=changed.planned_hours,
                       cancelled=changed.cancelled, version=current.version + 1)
         if finish and not is_sqlite(connection):
-            connection.execute(_DIMONA_CHANGE_PG, dict(values, period_id=period_id, declaration_id=declaration_id,
+            _DIMONA_CHANGE_PG.execute(connection, dict(values, period_id=period_id, declaration_id=declaration_id,
                                                        action=label, status=status, result=result))
             return period_id
         connection.execute(_UPDATE_PERIOD, dict(values, the_period_id=period_id))

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from declarations.domain.model import Dimona, DimonaIn, Quarter
 from declarations.domain.ports import Mandate, OccupationSnapshot, QuarterSnapshot, StoredPeriod
 from declarations.store import tables as t
+from declarations.store.database import DriverStatement
 
 
 def visible_scopes(scope: str) -> tuple[str, ...]:
@@ -195,26 +196,28 @@ class SenderView(DirectoryReader):
         self.first: StoredResult | None = None
         self._employer = None
         self._sender_noss = None
-        for row in rows:
-            if row.what == "fingerprint":
-                fingerprints.add(row.text_a)
-            elif row.what == "key":
-                self.first = StoredResult(row.number, row.text_a, row.text_b, bytes(row.blob))
-            elif row.what == "employer":
-                self._employer = row
-            elif row.what == "sender":
-                self._sender_noss = row.text_a
-            elif row.what == "mandate":
-                mandates.append(Mandate(sender_id, noss, frozenset(row.text_a.split()), row.day_a, row.day_b))
+        # rows: (what, text_a, text_b, day_a, day_b, number, blob), by position (tuples from the driver on
+        # PostgreSQL, SQLAlchemy rows on SQLite).
+        for what, text_a, text_b, day_a, day_b, number, blob in rows:
+            if what == "fingerprint":
+                fingerprints.add(text_a)
+            elif what == "key":
+                self.first = StoredResult(number, text_a, text_b, bytes(blob))
+            elif what == "employer":
+                self._employer = (text_a, number)  # enterprise number, in the directory
+            elif what == "sender":
+                self._sender_noss = text_a
+            elif what == "mandate":
+                mandates.append(Mandate(sender_id, noss, frozenset(text_a.split()), day_a, day_b))
         self._fingerprints = frozenset(fingerprints)
         self._mandates = mandates
 
     def registered_enterprise_nbr(self, noss: str):
         if noss != self.noss:
             return super().registered_enterprise_nbr(noss)
-        if self._employer is None or not self._employer.number:
+        if self._employer is None or not self._employer[1]:
             return False
-        return self._employer.text_a
+        return self._employer[0]
 
     def sender_fingerprints(self, sender_id: str) -> frozenset[str]:
         return self._fingerprints if sender_id == self.sender_id else super().sender_fingerprints(sender_id)
@@ -272,6 +275,23 @@ def _dimona_reads(sqlite: bool, new_period: bool):
             .order_by(p.c.period_id))
 
 
+# Where _period's fields sit in a row of all employment_period's columns (in table order), by position.
+_PERIOD_FIELDS = tuple(t.employment_period.c.keys().index(name) for name in (
+    "period_id", "employer_noss", "inss", "starting_date", "ending_date", "joint_commission", "worker_type",
+    "planned_hours", "cancelled", "version"))
+
+
+def _period_at(row, offset: int) -> StoredPeriod:
+    """_period of a row holding employment_period's columns from position ``offset`` on."""
+    return StoredPeriod(*(row[offset + i] for i in _PERIOD_FIELDS))
+
+
+@lru_cache(maxsize=None)
+def _dimona_statement(new_period: bool) -> DriverStatement:
+    """PostgreSQL: _dimona_reads on the driver's cursor (database.DriverStatement), rows as tuples."""
+    return DriverStatement(_dimona_reads(False, new_period))
+
+
 class DimonaView(StoredView):
     """StoredData for the rules of one Dimona, read in one statement (after the employer's lock).
 
@@ -287,16 +307,25 @@ class DimonaView(StoredView):
         self.employer = dimona.employer.noss
         sqlite = connection.dialect.name == "sqlite"
         params = {"scope_a": self.scopes[0], "scope_b": self.scopes[-1], "noss": self.employer}
-        if isinstance(action, DimonaIn):
-            rows = connection.execute(_dimona_reads(sqlite, True), dict(params, inss=action.inss)).all()
-            self.next_period_id: int | None = rows[0].next_id
+        new_period = isinstance(action, DimonaIn)
+        if new_period:
+            params["inss"] = action.inss
+        else:
+            params["period_id"] = action.period_id
+        # Rows by position: an In's start with next_id, then employment_period's columns (NULL when the worker
+        # has no period yet); SQLAlchemy rows on SQLite (its Date type reads the ISO text), tuples on PostgreSQL.
+        if sqlite:
+            rows = connection.execute(_dimona_reads(True, new_period), params).all()
+        else:
+            rows = _dimona_statement(new_period).rows(connection, params)
+        if new_period:
+            self.next_period_id: int | None = rows[0][0]
             self.named_id, self.named = None, None
             self.inss: str | None = action.inss
-            self.rows = [_period(r) for r in rows if r.period_id is not None]
+            self.rows = [_period_at(r, 1) for r in rows if r[1] is not None]
         else:
-            rows = connection.execute(_dimona_reads(sqlite, False), dict(params, period_id=action.period_id)).all()
             self.next_period_id = None
-            self.rows = [_period(r) for r in rows]
+            self.rows = [_period_at(r, 0) for r in rows]
             self.named_id = action.period_id
             self.named = next((r for r in self.rows if r.period_id == action.period_id), None)
             self.inss = self.named.inss if self.named else None
