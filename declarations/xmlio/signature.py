@@ -167,8 +167,9 @@ def _expect_children(parent: etree._Element, what: str, expected: tuple[str, ...
     if any(c.tag == _ds("Object") for c in children):
         raise _refuse(f"{what} carries a ds:Object, which the profile does not allow: an enveloped signature "
                       "signs the document around it, never content kept inside the signature")
-    names = [etree.QName(c).localname if etree.QName(c).namespace == DS else None for c in children]
-    if names != list(expected):
+    # Tags compared as strings ("{DS}SignedInfo"): the same test as namespace == DS and localname == name,
+    # without an etree.QName per child (the profile check runs on every declaration).
+    if [c.tag for c in children] != [_ds(n) for n in expected]:
         found = ", ".join(_describe(c) for c in children) or "nothing"
         want = ", ".join(f"ds:{n}" for n in expected)
         raise _refuse(f"{what} must contain exactly {want}, in that order; it contains {found}")
@@ -180,6 +181,14 @@ def _certificate(der: bytes) -> tuple[x509.Certificate, str]:
     """Parse a DER certificate once per distinct certificate (senders reuse theirs for years)."""
     cert = x509.load_der_x509_certificate(der)
     return cert, fingerprint(cert)
+
+
+@functools.lru_cache(maxsize=512)
+def _certificate_text(text: str) -> tuple[x509.Certificate, str]:
+    """``_certificate`` of an X509Certificate element's text (base64, any white space), cached by the text
+    itself: the same sender sends the same text every time, whose decoding is then skipped. A text that
+    is not a certificate raises (binascii.Error, ValueError, ...) every time: nothing is cached for it."""
+    return _certificate(base64.b64decode("".join(text.split()), validate=True))
 
 
 def _check_profile(root: etree._Element) -> tuple[x509.Certificate, str]:
@@ -268,8 +277,7 @@ def _check_profile(root: etree._Element) -> tuple[x509.Certificate, str]:
         raise _refuse(f"the signature's KeyInfo carries {len(certificates)} certificates; "
                       "the profile requires exactly one, the signer's")
     try:
-        der = base64.b64decode("".join((certificates[0].text or "").split()), validate=True)
-        cert, cert_fingerprint = _certificate(der)
+        cert, cert_fingerprint = _certificate_text(certificates[0].text or "")
         public_key = cert.public_key()
     except (binascii.Error, ValueError, TypeError, cryptography.exceptions.UnsupportedAlgorithm) as exc:
         raise _refuse(f"the X509Certificate in KeyInfo cannot be read as a certificate ({exc})") from None
