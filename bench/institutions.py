@@ -383,6 +383,9 @@ def plans(app, inss: list[str]) -> str:
         with app.engine.connect() as connection:
             driver = connection.connection.driver_connection
             for statement, parameters in captured:
+                if isinstance(parameters, dict) and "message_id" in parameters:
+                    # a MessageId of its own: the one replayed is claimed, and the claim gates the reads
+                    parameters = dict(parameters, message_id=f"{parameters['message_id']}-explain")
                 cursor = driver.cursor()
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
                 plan = [row[0] for row in cursor.fetchall()]
