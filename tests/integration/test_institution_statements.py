@@ -213,3 +213,37 @@ def test_data_read_for_the_asked_window_is_cut_to_the_granted_quarters_and_days(
     assert [(p.period_id, p.start, p.end) for p in periods.periods] == [(hired.period_id, D(2025, 7, 10),
                                                                          D(2025, 7, 15))]
     assert [(g.start, g.end) for g in periods.granted] == [(D(2025, 7, 10), D(2025, 9, 30))]
+
+
+def test_only_the_span_that_may_be_granted_is_read(app, demo_signer):
+    """The first statement reads the days some authorized register entry could grant within the asked
+    window, not the whole window: nothing for a window outside every register period (A003), only the
+    periods and quarters of the span otherwise."""
+    sender = demo_signer("sender-1001")
+    early = submit(app, sender, hire("h-early", start=D(2024, 2, 1), end=D(2024, 3, 31)))
+    later = submit(app, sender, hire("h-later", start=D(2025, 7, 1)))
+    submit(app, sender, dmfa("q1-2024", "20241", start=D(2024, 2, 1)))
+    q3 = submit(app, sender, dmfa("q3", "20253", start=D(2025, 7, 1)))
+    register(app, "ONEM", "UNEMPLOYED", D(2025, 7, 10), D(2025, 9, 30))
+
+    def opened(data_type, start, end):
+        with app.engine.begin() as c:
+            return store.open_request(c, "ONEM", f"peek-{next(_ids)}", fingerprint=None, reserve=True,
+                                      consult=store.ConsultAsk(WORKER, data_type, start, end))
+
+    on_sqlite = app.engine.dialect.name == "sqlite"  # SQLite reads nothing with the claim: the desk reads [lo, hi]
+    outside = opened("DIMONA", D(2024, 1, 1), D(2024, 12, 31))
+    assert outside.claimed and (outside.periods is None if on_sqlite else outside.periods == [])
+    refused = app.institutions.handle(m.Consult(m.Caller("ONEM", f"c-{next(_ids)}"), WORKER, "DIMONA",
+                                                D(2024, 1, 1), D(2024, 12, 31)))
+    assert isinstance(refused, m.Refused) and refused.code == "A003", refused
+    wide = opened("DIMONA", D(2000, 1, 1), D(2030, 12, 31))
+    dmfa_wide = opened("DMFA", D(2000, 1, 1), D(2030, 12, 31))
+    if not on_sqlite:
+        assert [p.period_id for p in wide.periods] == [later.period_id]   # not the 2024 period
+        assert [q.declaration_id for q in dmfa_wide.quarters] == [q3.declaration_id]   # not 2024Q1
+    granted = app.institutions.handle(m.Consult(m.Caller("ONEM", f"c-{next(_ids)}"), WORKER, "DIMONA",
+                                                D(2000, 1, 1), D(2030, 12, 31)))
+    assert [(p.period_id, p.start, p.end) for p in granted.periods] == [(later.period_id, D(2025, 7, 10),
+                                                                         D(2025, 9, 30))]
+    assert early.period_id != later.period_id
