@@ -166,3 +166,58 @@ def test_a_dmfa_notifies_every_person_in_one_statement(app, demo_signer):
         ("ONVA", 1, OTHERS[2], "NEW", *q3, o),
         ("ONVA", 2, OTHERS[2], "REPLACED", *q3, r)]
     assert {x[6] for x in rows(app) if x[0] == "ONEM"} == {"UNEMPLOYED:DMFA"}
+
+
+def test_three_institutions_concurrent_writers_no_gap_no_deadlock(app, demo_signer):
+    """Writers on three employers at once (not serialised by the employer lock), Dimonas (one person) and DmfAs
+    (several) mixed: every institution's counter is taken in the same order by both statements, so nobody
+    deadlocks, and each institution's Sequences come out 1..N with no gap and no duplicate."""
+    import threading
+
+    three_subscribers(app)
+    for institution in ("ONEM", "INAMI", "ONVA"):
+        handle(app, m.Subscribe, institution, "DMFA")
+    writers = [("sender-1001", "1001", "123456749"), ("sender-2001", "2001", "555123433"),
+               ("sender-2001", "2001", "009988768")]
+    per_writer, births = 8, ("700101", "700102", "700103")
+    people = {birth: [samples.valid_inss(k, birth=birth) for k in range(per_writer)] for birth in births}
+    for inss in [i for group in people.values() for i in group]:
+        handle(app, m.RegisterPerson, "ONEM", inss, "UNEMPLOYED", D(2025, 1, 1), None)
+        handle(app, m.RegisterPerson, "INAMI", inss, "INSURED", D(2025, 1, 1), None)
+        handle(app, m.RegisterPerson, "ONVA", inss, "HOLIDAY_PAY_BENEFICIARY", D(2025, 1, 1), None)
+    documents = []
+    for (key, sender, noss), birth in zip(writers, births):
+        signer = demo_signer(key)
+        batch = [signer.sign(samples.dimona("In", message_id=f"race-{noss}-{n}", sender_id=sender, noss=noss,
+                                            INSS=inss, StartingDate=D(2025, 11, 20), JointCommissionNbr="200",
+                                            WorkerType="OTH")) for n, inss in enumerate(people[birth])]
+        # sender 2001 declares DmfAs for 555123433 only: the third writer's DmfA is that employer's Q2
+        dmfa_noss, quarter, first = (noss, "20253", D(2025, 7, 1)) if noss != "009988768" else \
+            ("555123433", "20252", D(2025, 4, 1))
+        batch.insert(per_writer // 2, signer.sign(samples.dmfa(
+            message_id=f"race-dmfa-{noss}", sender_id=sender, noss=dmfa_noss, quarter=quarter, workers=[
+                samples.worker(inss, sequence=n, occupations=[samples.occupation(
+                    start=first, jc="200", services=[("001", 3000)], remuns=[("001", 900000)])])
+                for n, inss in enumerate(people[birth], 1)])))
+        documents.append([samples.to_bytes(d) for d in batch])
+    outcomes, barrier = [], threading.Barrier(len(documents))
+
+    def write(batch):
+        barrier.wait()
+        for data in batch:
+            outcomes.append(app.ingest.submit(data, channel="CLI").outcome)
+
+    threads = [threading.Thread(target=write, args=(batch,)) for batch in documents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 3 * (per_writer + 1) and all(o.accepted for o in outcomes), \
+        [o.anomalies for o in outcomes if not o.accepted]
+    expected = 3 * per_writer * 2  # each person: one Dimona, one DmfA
+    for institution in ("INAMI", "ONEM", "ONVA"):
+        got = [(x[1], x[2], x[3]) for x in rows(app) if x[0] == institution]
+        assert [sequence for sequence, _, _ in got] == list(range(1, expected + 1)), institution
+        assert len(set(got)) == expected
+        answer = handle(app, m.GetNotifications, institution, 0, 1000)
+        assert answer.last_sequence == expected
