@@ -412,7 +412,8 @@ def add_notifications(connection: Connection, data_type: str, declaration_id: in
             if (d.match_end is None or valid_from <= d.match_end) and (valid_to is None or d.match_start <= valid_to):
                 capacities[institution_id].add(capacity)
         for institution_id, held in capacities.items():
-            by_institution[institution_id].append((d, ",".join(f"{c}:{data_type}" for c in sorted(held))))
+            # in code-point order, as PostgreSQL's COLLATE "C" has it
+            by_institution[institution_id].append((d, ",".join(sorted(f"{c}:{data_type}" for c in held))))
     q = t.institution_sequence
     rows = []
     for institution_id in sorted(by_institution):
@@ -454,7 +455,8 @@ def _holders(connection: Connection, data_type: str, inss_list: Iterable[str]) -
 _PG_NOTIFY_ONE = text("""
 WITH due AS (
     SELECT e.institution_id,
-           string_agg(DISTINCT e.capacity || CAST(:suffix AS text), ',' ORDER BY e.capacity || CAST(:suffix AS text))
+           string_agg(DISTINCT e.capacity || CAST(:suffix AS text) COLLATE "C", ','
+                      ORDER BY e.capacity || CAST(:suffix AS text) COLLATE "C")
                AS "authorization"
       FROM register_entry e
       JOIN subscription s ON s.institution_id = e.institution_id AND s.data_type = :data_type
@@ -506,7 +508,8 @@ holder AS (
      WHERE e.inss = ANY(ARRAY(SELECT inss FROM item))),
 due AS (
     SELECT h.institution_id, i.position,
-           string_agg(DISTINCT h.capacity || CAST(:suffix AS text), ',' ORDER BY h.capacity || CAST(:suffix AS text))
+           string_agg(DISTINCT h.capacity || CAST(:suffix AS text) COLLATE "C", ','
+                      ORDER BY h.capacity || CAST(:suffix AS text) COLLATE "C")
                AS "authorization"
       FROM item i
       JOIN holder h ON h.inss = i.inss AND (i.match_end IS NULL OR h.valid_from <= i.match_end)
