@@ -224,9 +224,9 @@ def merged(windows: Iterable[Window]) -> list[Window]:
 
 def consult_data(connection: Connection, request: m.Consult, grant: Grant,
                  opened: store.Opened | None = None) -> m.ConsultResult:
-    """The granted data. ``opened``: what the request's first statement read already (PostgreSQL: the asked
-    window's periods or quarters, a superset of the granted days, cut here as a read of [lo, hi] would be);
-    the rest is read now."""
+    """The granted data. ``opened``: what the request's first statement read already (PostgreSQL: the periods
+    or quarters of the span that may be granted, a superset of the granted days, cut here as a read of
+    [lo, hi] would be); the rest is read now."""
     granted = tuple(m.GrantedWindow(w.start, w.end, entry.capacity) for w, entry, _ in grant.windows)
     pieces = merged([w for w, _, _ in grant.windows])
     lo, hi = pieces[0].start, pieces[-1].end
@@ -254,8 +254,13 @@ def consult_data(connection: Connection, request: m.Consult, grant: Grant,
                   else [q for q in opened.quarters if first <= q.quarter <= last])
         for q in stored:
             occupations = []
+            quarter = Quarter(q.quarter // 10, q.quarter % 10)
             for o in q.occupations:
-                cuts = [c for c in (piece.clip(o["start"], o["end"]) for piece in pieces) if c is not None]
+                # An occupation declared in a quarter is that quarter's (an open end or a later end date says
+                # it goes on, which the next quarter's DmfA will tell): its days are cut to the quarter first.
+                days = Window(quarter.first_day, quarter.last_day).clip(o["start"], o["end"])
+                cuts = [] if days is None else [c for c in (piece.clip(days.start, days.end) for piece in pieces)
+                                                if c is not None]
                 if not cuts:
                     continue
                 # Services and remunerations are quarter totals: they cannot be cut by day, so an occupation

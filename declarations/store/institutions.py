@@ -23,7 +23,6 @@ from sqlalchemy.engine import Connection
 from declarations.domain.access import RegisterEntry
 from declarations.domain.access_log import LogEntry, content_around_chain, sealed
 from declarations.domain.directory import DirectoryAuthorization
-from declarations.domain.model import Quarter
 from declarations.domain.scenarios import BY_CODE
 from declarations.store import tables as t
 from declarations.store.database import insert_ignoring_duplicates, is_sqlite
@@ -82,9 +81,9 @@ class Opened:
     claimed: bool          # the MessageId is now this request's (A005 otherwise, when trusted and valid)
     entries: list[RegisterEntry] | None = None                  # Consult: the person's register entries
     authorizations: list[DirectoryAuthorization] | None = None  # Consult: in those entries' capacities
-    # Consult on PostgreSQL: the data of the asked window, read in the same statement only if the institution
-    # holds a register entry for the person in a capacity authorized for the data type (the desk still decides
-    # and cuts): DIMONA periods or DMFA quarters. None: not read, the desk reads what it grants.
+    # Consult on PostgreSQL: the data of the span the institution's authorized register entries for the person
+    # could grant within the asked window, read in the same statement (the desk still decides and cuts to the
+    # exact days): DIMONA periods or DMFA quarters. None: not read, the desk reads what it grants.
     periods: list[PeriodRow] | None = None
     quarters: list[StoredQuarter] | None = None
 
@@ -94,7 +93,7 @@ def open_request(connection: Connection, institution_id: str, message_id: str, *
     """A request's first step: is the signing certificate (SHA-256 ``fingerprint``; None: already checked)
     registered for the institution; if so and ``reserve`` (the caller found it valid now), claim the
     MessageId (A005); for a claimed Consult, read ``consult_basis``. On PostgreSQL in one statement, which
-    for DIMONA and DMFA also reads the asked window's data (when some register entry could grant it); on
+    for DIMONA and DMFA also reads the data of the span that may be granted (``_PG_ALLOWED``); on
     SQLite (one writer at a time) as separate statements."""
     if is_sqlite(connection):
         trusted = fingerprint is None or fingerprint in institution_fingerprints(connection, institution_id)
@@ -106,8 +105,6 @@ def open_request(connection: Connection, institution_id: str, message_id: str, *
     params = dict(institution_id=institution_id, message_id=message_id, fingerprint=fingerprint, reserve=reserve)
     if consult is not None:
         params.update(inss=consult.inss, data_type=consult.data_type, start=consult.start, end=consult.end)
-        if consult.data_type == "DMFA":
-            params.update(first_quarter=Quarter.of(consult.start).code, last_quarter=Quarter.of(consult.end).code)
     kind = None if consult is None else consult.data_type if consult.data_type in _PG_DATA else ""
     rows = connection.execute(_PG_OPEN[kind], params).all()
     trusted = claimed = False
@@ -217,40 +214,44 @@ UNION ALL SELECT 'entry', r.capacity, a.data_type, NULL, r.valid_from, r.valid_t
                                AND a.data_type = CAST(:data_type AS varchar)
    WHERE r.institution_id = CAST(:institution_id AS varchar) AND r.inss = CAST(:inss AS varchar)
      AND EXISTS (SELECT 1 FROM claimed)"""
-# The data is read only if some register entry of the institution for the person is in a capacity
-# authorized for the data type: never for a person the institution does not follow.
+# The data is read only for the days some register entry of the institution for the person, in a capacity
+# authorized for the data type, could grant: never for a person the institution does not follow, nothing
+# when the window misses every authorized register period (A003). ``allowed`` is the span [lo, hi] of those
+# days (the desk cuts to the exact days, as on SQLite, where it reads that span).
 _PG_ALLOWED = """,
 allowed AS (
-    SELECT 1 AS one FROM claimed
-     WHERE EXISTS (SELECT 1 FROM register_entry r
-                     JOIN "authorization" a ON a.institution_id = r.institution_id AND a.capacity = r.capacity
-                                           AND a.data_type = CAST(:data_type AS varchar)
-                    WHERE r.institution_id = CAST(:institution_id AS varchar) AND r.inss = CAST(:inss AS varchar)))"""
-# current_periods for the asked window.
+    SELECT MIN(GREATEST(r.valid_from, CAST(:start AS date))) AS lo,
+           MAX(LEAST(COALESCE(r.valid_to, CAST(:end AS date)), CAST(:end AS date))) AS hi
+      FROM claimed, register_entry r
+      JOIN "authorization" a ON a.institution_id = r.institution_id AND a.capacity = r.capacity
+                            AND a.data_type = CAST(:data_type AS varchar)
+     WHERE r.institution_id = CAST(:institution_id AS varchar) AND r.inss = CAST(:inss AS varchar)
+       AND r.valid_from <= CAST(:end AS date) AND (r.valid_to IS NULL OR r.valid_to >= CAST(:start AS date))
+    HAVING COUNT(*) > 0)"""
+# current_periods for the span that may be granted.
 _PG_PERIODS = """
 UNION ALL SELECT 'period', p.employer_noss, p.worker_type, p.joint_commission, p.starting_date, p.ending_date,
                  p.period_id, v.declaration_id, p.planned_hours, NULL, NULL, NULL, NULL, NULL
-    FROM employment_period p
+    FROM allowed, employment_period p
     JOIN employment_period_version v ON v.period_id = p.period_id AND v.version = p.version
-   WHERE EXISTS (SELECT 1 FROM allowed)
-     AND p.inss = CAST(:inss AS varchar) AND p.scope = 'PROD' AND NOT p.cancelled
-     AND p.starting_date <= CAST(:end AS date) AND (p.ending_date IS NULL OR p.ending_date >= CAST(:start AS date))"""
-# current_quarters for the asked quarters: the worker records with their occupations, then the services and
+   WHERE p.inss = CAST(:inss AS varchar) AND p.scope = 'PROD' AND NOT p.cancelled
+     AND p.starting_date <= allowed.hi AND (p.ending_date IS NULL OR p.ending_date >= allowed.lo)"""
+# current_quarters for the quarters of the span that may be granted: the worker records with their occupations, then the services and
 # remunerations by the person's key in each DmfA (a primary-key prefix of those tables).
 _PG_RECORDS = """,
 records AS (
     SELECT d.declaration_id, d.employer_noss, d.quarter, dp.person_nbr, w.record_nbr, w.worker_code,
            o.occupation_nbr, o.starting_date, o.ending_date, o.joint_commission, o.working_days_system,
            o.mean_working_hours, o.ref_mean_working_hours
-      FROM dmfa_person dp
+      FROM allowed, dmfa_person dp
       JOIN dmfa d ON d.declaration_id = dp.declaration_id
       LEFT JOIN dmfa replacement ON replacement.declaration_id = d.replaced_by_declaration_id
       JOIN dmfa_worker_record w ON w.declaration_id = dp.declaration_id AND w.person_nbr = dp.person_nbr
       LEFT JOIN dmfa_occupation o ON o.declaration_id = w.declaration_id AND o.person_nbr = w.person_nbr
                                  AND o.record_nbr = w.record_nbr
-     WHERE EXISTS (SELECT 1 FROM allowed)
-       AND dp.inss = CAST(:inss AS varchar) AND d.scope = 'PROD'
-       AND d.quarter >= CAST(:first_quarter AS integer) AND d.quarter <= CAST(:last_quarter AS integer)
+     WHERE dp.inss = CAST(:inss AS varchar) AND d.scope = 'PROD'
+       AND d.quarter >= 10 * EXTRACT(YEAR FROM allowed.lo) + EXTRACT(QUARTER FROM allowed.lo)
+       AND d.quarter <= 10 * EXTRACT(YEAR FROM allowed.hi) + EXTRACT(QUARTER FROM allowed.hi)
        AND (replacement.declaration_id IS NULL OR replacement.scope <> 'PROD')),
 persons AS (SELECT DISTINCT declaration_id, person_nbr FROM records)"""
 _PG_QUARTERS = """
