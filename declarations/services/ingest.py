@@ -70,7 +70,7 @@ class Ingest:
                     if receipt.outcome.accepted and not receipt.retry:
                         # institutions.md: the notifications it yields commit with it (PROD only).
                         notify_institutions(connection, examined.declaration, receipt.outcome, now,
-                                            subscribed=reads.subscribed)
+                                            subscribed=reads.subscribed, periods=reads.periods)
                     if on_decided is not None:
                         on_decided(connection, receipt)
                     return receipt
@@ -139,7 +139,7 @@ class Ingest:
             lock_employer(connection, noss)
         scope = scope_of(header.environment, header.sender_id)
         if isinstance(declaration, Dimona):
-            stored = DimonaView(connection, scope, declaration)  # (2)
+            stored = reads.periods = DimonaView(connection, scope, declaration)  # (2)
         else:
             stored = StoredView(connection, scope)
         context = RuleContext(today=today, stored=stored)
@@ -213,8 +213,10 @@ class Ingest:
 @dataclass
 class _Reads:
     """What ``_decide``'s first statement read for the notification hook in ``submit``: whether anyone is
-    subscribed to the declaration's data type (None: not read, ``notify`` reads it)."""
+    subscribed to the declaration's data type (None: not read, ``notify`` reads it); a Dimona's periods as
+    the rules read them (``notify`` takes the period before the change from there)."""
     subscribed: bool | None = None
+    periods: DimonaView | None = None
 
 
 class _KeyTaken(Exception):

@@ -64,7 +64,7 @@ def answer(desk: Desk, element: etree._Element, now: dt.datetime) -> m.Instituti
     signed_by = SignedBy(verified.fingerprint, unregistered, expired[0].message if expired else None)
     try:
         request = institution_xml.read_request(signed)
-    except institution_xml.UnreadableRequest:
+    except ValueError:  # UnreadableRequest, or a date/number the reader could not convert
         # Off the XSD (the edge keeps these out): the certificate is still checked first, as for any request.
         if verified.fingerprint not in desk.institution_fingerprints(caller.institution_id):
             return desk.refuse_unauthenticated(operation, caller, unregistered)

@@ -24,11 +24,14 @@ from sqlalchemy.engine import Connection, Engine
 from declarations.domain import institution_messages as m
 from declarations.domain.access import Grant, RegisterEntry, Window, decide_consult, may_register
 from declarations.domain.access_log import GENESIS, ChainCheck, LogEntry, check_chain
-from declarations.domain.model import Dimona, DimonaIn, DmfA, Quarter, SocialRisk
+from declarations.domain.model import Dimona, DimonaIn, DimonaOut, DimonaUpdate, DmfA, Quarter, SocialRisk
 from declarations.domain.outcome import Outcome
+from declarations.domain.ports import StoredData
+from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
 from declarations.settings import Settings
 from declarations.store import institutions as store
 from declarations.store.tables import PROD
+from declarations.store.views import StoredView
 
 MAX_NOTIFICATIONS = 1000  # per GetNotifications answer, whatever Max asks
 SECTOR_OF = {"DRS_UNEMPLOYMENT": "UNEMPLOYMENT", "DRS_HEALTH": "HEALTH", "DRS_OCCUPATIONAL": "OCCUPATIONAL"}
@@ -221,9 +224,9 @@ def merged(windows: Iterable[Window]) -> list[Window]:
 
 def consult_data(connection: Connection, request: m.Consult, grant: Grant,
                  opened: store.Opened | None = None) -> m.ConsultResult:
-    """The granted data. ``opened``: what the request's first statement read already (PostgreSQL: the asked
-    window's periods or quarters, a superset of the granted days, cut here as a read of [lo, hi] would be);
-    the rest is read now."""
+    """The granted data. ``opened``: what the request's first statement read already (PostgreSQL: the periods
+    or quarters of the span that may be granted, a superset of the granted days, cut here as a read of
+    [lo, hi] would be); the rest is read now."""
     granted = tuple(m.GrantedWindow(w.start, w.end, entry.capacity) for w, entry, _ in grant.windows)
     pieces = merged([w for w, _, _ in grant.windows])
     lo, hi = pieces[0].start, pieces[-1].end
@@ -251,8 +254,13 @@ def consult_data(connection: Connection, request: m.Consult, grant: Grant,
                   else [q for q in opened.quarters if first <= q.quarter <= last])
         for q in stored:
             occupations = []
+            quarter = Quarter(q.quarter // 10, q.quarter % 10)
             for o in q.occupations:
-                cuts = [c for c in (piece.clip(o["start"], o["end"]) for piece in pieces) if c is not None]
+                # An occupation declared in a quarter is that quarter's (an open end or a later end date says
+                # it goes on, which the next quarter's DmfA will tell): its days are cut to the quarter first.
+                days = Window(quarter.first_day, quarter.last_day).clip(o["start"], o["end"])
+                cuts = [] if days is None else [c for c in (piece.clip(days.start, days.end) for piece in pieces)
+                                                if c is not None]
                 if not cuts:
                     continue
                 # Services and remunerations are quarter totals: they cannot be cut by day, so an occupation
@@ -296,14 +304,19 @@ def data_type_of(declaration) -> str | None:
 
 
 def notify(connection: Connection, declaration, outcome: Outcome, now: dt.datetime, *,
-           subscribed: bool | None = None) -> None:
+           subscribed: bool | None = None, periods: StoredData | None = None) -> None:
     """Write the notifications an accepted declaration yields (``Ingest.submit`` calls this once the
     declaration is decided and its facts stored, in the same transaction). Nothing for TEST.
 
     ``subscribed``: whether anyone is subscribed to the declaration's data type, when the caller has
     already read it in the same transaction (e.g. folded into a read it makes anyway:
     ``EXISTS (SELECT 1 FROM subscription WHERE data_type = :t)``); None reads it here, one indexed
-    query, the only one when nobody is subscribed."""
+    query, the only one when nobody is subscribed.
+
+    ``periods``: for a Dimona Out, Update or Cancel, what the rules read (the pipeline's DimonaView): the
+    period before the change is taken from it, the period after is the same change applied to it as
+    ``store_dimona`` applied; None reads the period here. So on PostgreSQL, once someone is subscribed,
+    the notifications of any declaration cost one statement (store.add_notifications)."""
     data_type = data_type_of(declaration)
     if outcome.environment != PROD or data_type is None:
         return
@@ -311,44 +324,39 @@ def notify(connection: Connection, declaration, outcome: Outcome, now: dt.dateti
         subscribed = store.anyone_subscribed(connection, data_type)
     if not subscribed:
         return
-    declaration_id, period_id = outcome.declaration_id, outcome.period_id
-    items: list[tuple[str, dt.date, dt.date | None, dt.date, dt.date | None, str]] = []
-    # each item: INSS, the period concerned (reported), the dates to match register entries on, Change
+    due: list[store.Due] = []
+    replaced = None
     if isinstance(declaration, Dimona):
         action = declaration.action
-        if not isinstance(action, DimonaIn):
-            period_id = action.period_id
-        change = "NEW" if isinstance(action, DimonaIn) else "CANCELLED" if action.action == "Cancel" else "UPDATED"
-        row = store.dimona_change(connection, period_id)
-        match_start, match_end = row.starting_date, row.ending_date
-        if row.before_start is not None:  # a change concerns the days before it as well as after
-            match_start = min(match_start, row.before_start)
-            match_end = None if (match_end is None or row.before_end is None) else max(match_end, row.before_end)
-        items.append((row.inss, row.starting_date, row.ending_date, match_start, match_end, change))
+        if isinstance(action, DimonaIn):
+            due.append(store.Due(action.inss, action.starting_date, action.ending_date, action.starting_date,
+                                 action.ending_date, "NEW"))
+        else:
+            before = (periods or StoredView(connection, PROD)).period(action.period_id)
+            if isinstance(action, DimonaOut):
+                after, change = apply_out(before, action), "UPDATED"
+            elif isinstance(action, DimonaUpdate):
+                after, change = apply_update(before, action), "UPDATED"
+            else:
+                after, change = apply_cancel(before), "CANCELLED"
+            # a change concerns the days before it as well as after
+            match_start = min(after.starting_date, before.starting_date)
+            match_end = (None if after.ending_date is None or before.ending_date is None
+                         else max(after.ending_date, before.ending_date))
+            due.append(store.Due(before.inss, after.starting_date, after.ending_date, match_start, match_end,
+                                 change))
     elif isinstance(declaration, DmfA):
         q = declaration.quarter
-        persons = [p.inss for p in declaration.persons]
         change = "NEW"
         if declaration.declaration_type == "REPLACEMENT":
             change = "REPLACED"  # also for the persons the replaced DmfA named and this one drops
-            persons += store.dmfa_persons(connection, declaration.replaces)
-        items.extend((inss, q.first_day, q.last_day, q.first_day, q.last_day, change)
-                     for inss in dict.fromkeys(persons))
+            replaced = (declaration.replaces, q)
+        due.extend(store.Due(inss, q.first_day, q.last_day, q.first_day, q.last_day, change)
+                   for inss in dict.fromkeys(p.inss for p in declaration.persons))
     else:
         day = declaration.event_date
-        items.append((declaration.inss, day, day, day, day, "NEW"))
-    found = store.holders(connection, data_type, (item[0] for item in items))
-    notifications = []
-    for inss, start, end, match_start, match_end, change in items:
-        capacities: dict[str, dict[str, None]] = {}
-        for h in found.get(inss, ()):
-            if h.overlaps(match_start, match_end):
-                capacities.setdefault(h.institution_id, {})[h.capacity] = None
-        for institution_id, held in capacities.items():
-            notifications.append(store.NewNotification(
-                institution_id, inss, data_type, declaration_id, change, start, end,
-                ",".join(f"{capacity}:{data_type}" for capacity in held)))
-    store.add_notifications(connection, notifications, now)
+        due.append(store.Due(declaration.inss, day, day, day, day, "NEW"))
+    store.add_notifications(connection, data_type, outcome.declaration_id, due, now, replaced=replaced)
 
 
 # --- reading the access log (declarations log verify | person) -------------------------

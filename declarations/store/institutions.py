@@ -23,7 +23,6 @@ from sqlalchemy.engine import Connection
 from declarations.domain.access import RegisterEntry
 from declarations.domain.access_log import LogEntry, content_around_chain, sealed
 from declarations.domain.directory import DirectoryAuthorization
-from declarations.domain.model import Quarter
 from declarations.domain.scenarios import BY_CODE
 from declarations.store import tables as t
 from declarations.store.database import insert_ignoring_duplicates, is_sqlite
@@ -82,9 +81,9 @@ class Opened:
     claimed: bool          # the MessageId is now this request's (A005 otherwise, when trusted and valid)
     entries: list[RegisterEntry] | None = None                  # Consult: the person's register entries
     authorizations: list[DirectoryAuthorization] | None = None  # Consult: in those entries' capacities
-    # Consult on PostgreSQL: the data of the asked window, read in the same statement only if the institution
-    # holds a register entry for the person in a capacity authorized for the data type (the desk still decides
-    # and cuts): DIMONA periods or DMFA quarters. None: not read, the desk reads what it grants.
+    # Consult on PostgreSQL: the data of the span the institution's authorized register entries for the person
+    # could grant within the asked window, read in the same statement (the desk still decides and cuts to the
+    # exact days): DIMONA periods or DMFA quarters. None: not read, the desk reads what it grants.
     periods: list[PeriodRow] | None = None
     quarters: list[StoredQuarter] | None = None
 
@@ -94,7 +93,7 @@ def open_request(connection: Connection, institution_id: str, message_id: str, *
     """A request's first step: is the signing certificate (SHA-256 ``fingerprint``; None: already checked)
     registered for the institution; if so and ``reserve`` (the caller found it valid now), claim the
     MessageId (A005); for a claimed Consult, read ``consult_basis``. On PostgreSQL in one statement, which
-    for DIMONA and DMFA also reads the asked window's data (when some register entry could grant it); on
+    for DIMONA and DMFA also reads the data of the span that may be granted (``_PG_ALLOWED``); on
     SQLite (one writer at a time) as separate statements."""
     if is_sqlite(connection):
         trusted = fingerprint is None or fingerprint in institution_fingerprints(connection, institution_id)
@@ -106,8 +105,6 @@ def open_request(connection: Connection, institution_id: str, message_id: str, *
     params = dict(institution_id=institution_id, message_id=message_id, fingerprint=fingerprint, reserve=reserve)
     if consult is not None:
         params.update(inss=consult.inss, data_type=consult.data_type, start=consult.start, end=consult.end)
-        if consult.data_type == "DMFA":
-            params.update(first_quarter=Quarter.of(consult.start).code, last_quarter=Quarter.of(consult.end).code)
     kind = None if consult is None else consult.data_type if consult.data_type in _PG_DATA else ""
     rows = connection.execute(_PG_OPEN[kind], params).all()
     trusted = claimed = False
@@ -217,40 +214,44 @@ UNION ALL SELECT 'entry', r.capacity, a.data_type, NULL, r.valid_from, r.valid_t
                                AND a.data_type = CAST(:data_type AS varchar)
    WHERE r.institution_id = CAST(:institution_id AS varchar) AND r.inss = CAST(:inss AS varchar)
      AND EXISTS (SELECT 1 FROM claimed)"""
-# The data is read only if some register entry of the institution for the person is in a capacity
-# authorized for the data type: never for a person the institution does not follow.
+# The data is read only for the days some register entry of the institution for the person, in a capacity
+# authorized for the data type, could grant: never for a person the institution does not follow, nothing
+# when the window misses every authorized register period (A003). ``allowed`` is the span [lo, hi] of those
+# days (the desk cuts to the exact days, as on SQLite, where it reads that span).
 _PG_ALLOWED = """,
 allowed AS (
-    SELECT 1 AS one FROM claimed
-     WHERE EXISTS (SELECT 1 FROM register_entry r
-                     JOIN "authorization" a ON a.institution_id = r.institution_id AND a.capacity = r.capacity
-                                           AND a.data_type = CAST(:data_type AS varchar)
-                    WHERE r.institution_id = CAST(:institution_id AS varchar) AND r.inss = CAST(:inss AS varchar)))"""
-# current_periods for the asked window.
+    SELECT MIN(GREATEST(r.valid_from, CAST(:start AS date))) AS lo,
+           MAX(LEAST(COALESCE(r.valid_to, CAST(:end AS date)), CAST(:end AS date))) AS hi
+      FROM claimed, register_entry r
+      JOIN "authorization" a ON a.institution_id = r.institution_id AND a.capacity = r.capacity
+                            AND a.data_type = CAST(:data_type AS varchar)
+     WHERE r.institution_id = CAST(:institution_id AS varchar) AND r.inss = CAST(:inss AS varchar)
+       AND r.valid_from <= CAST(:end AS date) AND (r.valid_to IS NULL OR r.valid_to >= CAST(:start AS date))
+    HAVING COUNT(*) > 0)"""
+# current_periods for the span that may be granted.
 _PG_PERIODS = """
 UNION ALL SELECT 'period', p.employer_noss, p.worker_type, p.joint_commission, p.starting_date, p.ending_date,
                  p.period_id, v.declaration_id, p.planned_hours, NULL, NULL, NULL, NULL, NULL
-    FROM employment_period p
+    FROM allowed, employment_period p
     JOIN employment_period_version v ON v.period_id = p.period_id AND v.version = p.version
-   WHERE EXISTS (SELECT 1 FROM allowed)
-     AND p.inss = CAST(:inss AS varchar) AND p.scope = 'PROD' AND NOT p.cancelled
-     AND p.starting_date <= CAST(:end AS date) AND (p.ending_date IS NULL OR p.ending_date >= CAST(:start AS date))"""
-# current_quarters for the asked quarters: the worker records with their occupations, then the services and
+   WHERE p.inss = CAST(:inss AS varchar) AND p.scope = 'PROD' AND NOT p.cancelled
+     AND p.starting_date <= allowed.hi AND (p.ending_date IS NULL OR p.ending_date >= allowed.lo)"""
+# current_quarters for the quarters of the span that may be granted: the worker records with their occupations, then the services and
 # remunerations by the person's key in each DmfA (a primary-key prefix of those tables).
 _PG_RECORDS = """,
 records AS (
     SELECT d.declaration_id, d.employer_noss, d.quarter, dp.person_nbr, w.record_nbr, w.worker_code,
            o.occupation_nbr, o.starting_date, o.ending_date, o.joint_commission, o.working_days_system,
            o.mean_working_hours, o.ref_mean_working_hours
-      FROM dmfa_person dp
+      FROM allowed, dmfa_person dp
       JOIN dmfa d ON d.declaration_id = dp.declaration_id
       LEFT JOIN dmfa replacement ON replacement.declaration_id = d.replaced_by_declaration_id
       JOIN dmfa_worker_record w ON w.declaration_id = dp.declaration_id AND w.person_nbr = dp.person_nbr
       LEFT JOIN dmfa_occupation o ON o.declaration_id = w.declaration_id AND o.person_nbr = w.person_nbr
                                  AND o.record_nbr = w.record_nbr
-     WHERE EXISTS (SELECT 1 FROM allowed)
-       AND dp.inss = CAST(:inss AS varchar) AND d.scope = 'PROD'
-       AND d.quarter >= CAST(:first_quarter AS integer) AND d.quarter <= CAST(:last_quarter AS integer)
+     WHERE dp.inss = CAST(:inss AS varchar) AND d.scope = 'PROD'
+       AND d.quarter >= 10 * EXTRACT(YEAR FROM allowed.lo) + EXTRACT(QUARTER FROM allowed.lo)
+       AND d.quarter <= 10 * EXTRACT(YEAR FROM allowed.hi) + EXTRACT(QUARTER FROM allowed.hi)
        AND (replacement.declaration_id IS NULL OR replacement.scope <> 'PROD')),
 persons AS (SELECT DISTINCT declaration_id, person_nbr FROM records)"""
 _PG_QUARTERS = """
@@ -355,22 +356,87 @@ def anyone_subscribed(connection: Connection, data_type: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Holder:
-    """A register entry of a subscribed institution, in a capacity authorized for the data type."""
-    institution_id: str
+class Due:
+    """One person a declaration concerns, as ``notify`` worked it out: each subscribed institution that
+    holds them in an authorized capacity on some day of [match_start, match_end] gets a notification."""
     inss: str
-    capacity: str
-    valid_from: dt.date
-    valid_to: dt.date | None
+    start: dt.date             # the period reported (after the change)
+    end: dt.date | None
+    match_start: dt.date       # the days register entries are matched on (before and after a change)
+    match_end: dt.date | None
+    change: str                # NEW | UPDATED | REPLACED | CANCELLED
 
-    def overlaps(self, start: dt.date, end: dt.date | None) -> bool:
-        return (end is None or self.valid_from <= end) and (self.valid_to is None or start <= self.valid_to)
+
+def add_notifications(connection: Connection, data_type: str, declaration_id: int, due: list[Due],
+                      now: dt.datetime, *, replaced: tuple[int, Quarter] | None = None) -> None:
+    """Find who is to be notified about ``due`` and write it, numbered from each institution's counter.
+
+    ``replaced``: a replacement DmfA's (replaced declaration, quarter): the persons the replaced DmfA
+    named and ``due`` does not are notified too, REPLACED, after those of ``due``.
+
+    Per institution, the Sequences follow the order of ``due``. The counter row
+    is bumped in institution order (two declarations never wait on each
+    other's rows crosswise) and stays locked until the declaration commits or
+    rolls back, so the numbers are given out with no gap and become visible in
+    commit order. On PostgreSQL all of it (the replaced persons, the holders,
+    every counter, every row) is one statement, whatever the number of persons
+    (one person: a simpler one, cheaper to plan); SQLite (in-process, one
+    writer) runs plain statements."""
+    if not due and replaced is None:
+        return
+    if not is_sqlite(connection) and len(due) == 1 and replaced is None:
+        d = due[0]
+        connection.execute(_PG_NOTIFY_ONE, {
+            "inss": d.inss, "start": d.start, "end": d.end, "match_start": d.match_start, "match_end": d.match_end,
+            "change": d.change, "data_type": data_type, "suffix": ":" + data_type, "declaration_id": declaration_id,
+            "now": now})
+        return
+    if not is_sqlite(connection):
+        quarter = replaced[1] if replaced else None
+        connection.execute(_PG_NOTIFY, {
+            "inss": [d.inss for d in due], "starts": [d.start for d in due], "ends": [d.end for d in due],
+            "match_starts": [d.match_start for d in due], "match_ends": [d.match_end for d in due],
+            "changes": [d.change for d in due], "data_type": data_type, "suffix": ":" + data_type,
+            "declaration_id": declaration_id, "now": now, "replaced": replaced[0] if replaced else None,
+            "first_day": quarter.first_day if quarter else None, "last_day": quarter.last_day if quarter else None})
+        return
+    if replaced is not None:
+        named = {d.inss for d in due}
+        q = replaced[1]
+        due = due + [Due(inss, q.first_day, q.last_day, q.first_day, q.last_day, "REPLACED")
+                     for inss in dict.fromkeys(dmfa_persons(connection, replaced[0])) if inss not in named]
+    found = _holders(connection, data_type, (d.inss for d in due))
+    by_institution: dict[str, list[tuple[Due, str]]] = defaultdict(list)
+    for d in due:
+        capacities: dict[str, set[str]] = defaultdict(set)
+        for institution_id, capacity, valid_from, valid_to in found.get(d.inss, ()):
+            if (d.match_end is None or valid_from <= d.match_end) and (valid_to is None or d.match_start <= valid_to):
+                capacities[institution_id].add(capacity)
+        for institution_id, held in capacities.items():
+            # in code-point order, as PostgreSQL's COLLATE "C" has it
+            by_institution[institution_id].append((d, ",".join(sorted(f"{c}:{data_type}" for c in held))))
+    q = t.institution_sequence
+    rows = []
+    for institution_id in sorted(by_institution):
+        batch = by_institution[institution_id]
+        upsert = _dialect_insert(connection, q).values(institution_id=institution_id, last_sequence=len(batch))
+        last = connection.execute(upsert.on_conflict_do_update(
+            index_elements=[q.c.institution_id], set_={"last_sequence": q.c.last_sequence + len(batch)})
+            .returning(q.c.last_sequence)).scalar_one()
+        for sequence, (d, authorization) in enumerate(batch, last - len(batch) + 1):
+            rows.append({"institution_id": institution_id, "sequence": sequence, "inss": d.inss,
+                         "data_type": data_type, "declaration_id": declaration_id, "change": d.change,
+                         "period_start": d.start, "period_end": d.end, "created_at": now,
+                         "authorization": authorization})
+    if rows:
+        connection.execute(insert(t.notification), rows)
 
 
-def holders(connection: Connection, data_type: str, inss_list: Iterable[str]) -> dict[str, list[Holder]]:
-    """Who is to be notified about these persons for this data type, by INSS (one query per 500 INSS)."""
+def _holders(connection: Connection, data_type: str, inss_list: Iterable[str]) -> dict[str, list[tuple]]:
+    """Register entries of subscribed institutions in a capacity authorized for the data type, by INSS:
+    (institution, capacity, from, to); one query per 500 INSS (SQLite)."""
     r, s, a = t.register_entry, t.subscription, t.authorization
-    found: dict[str, list[Holder]] = defaultdict(list)
+    found: dict[str, list[tuple]] = defaultdict(list)
     inss_list = sorted(set(inss_list))
     for start in range(0, len(inss_list), CHUNK):
         rows = connection.execute(
@@ -380,47 +446,93 @@ def holders(connection: Connection, data_type: str, inss_list: Iterable[str]) ->
                           a.c.data_type == data_type))
             .where(r.c.inss.in_(inss_list[start:start + CHUNK])))
         for row in rows:
-            found[row.inss].append(Holder(row.institution_id, row.inss, row.capacity, row.valid_from, row.valid_to))
+            found[row.inss].append((row.institution_id, row.capacity, row.valid_from, row.valid_to))
     return found
 
 
-@dataclass(frozen=True)
-class NewNotification:
-    institution_id: str
-    inss: str
-    data_type: str
-    declaration_id: int
-    change: str
-    start: dt.date
-    end: dt.date | None
-    authorization: str         # CAPACITY:DATA_TYPE of the register entries that made it due
+# One person (a Dimona, a social risk): the same in scalar parameters, no arrays, about half the time of
+# _PG_NOTIFY below (planning dominates at this size). Every institution's counter in one multi-row upsert,
+# in institution order (the lock order); the counter rows stay locked to commit.
+_PG_NOTIFY_ONE = text("""
+WITH due AS (
+    SELECT e.institution_id,
+           string_agg(DISTINCT e.capacity || CAST(:suffix AS text) COLLATE "C", ','
+                      ORDER BY e.capacity || CAST(:suffix AS text) COLLATE "C")
+               AS "authorization"
+      FROM register_entry e
+      JOIN subscription s ON s.institution_id = e.institution_id AND s.data_type = :data_type
+      JOIN "authorization" a ON a.institution_id = e.institution_id AND a.capacity = e.capacity
+                            AND a.data_type = :data_type
+     WHERE e.inss = :inss AND (CAST(:match_end AS date) IS NULL OR e.valid_from <= CAST(:match_end AS date))
+       AND (e.valid_to IS NULL OR CAST(:match_start AS date) <= e.valid_to)
+     GROUP BY e.institution_id),
+bumped AS (
+    INSERT INTO institution_sequence AS q (institution_id, last_sequence)
+    SELECT institution_id, 1 FROM due ORDER BY institution_id
+    ON CONFLICT (institution_id) DO UPDATE SET last_sequence = q.last_sequence + 1
+    RETURNING q.institution_id, q.last_sequence)
+INSERT INTO notification (institution_id, sequence, inss, data_type, declaration_id, change, period_start,
+                          period_end, created_at, "authorization")
+SELECT d.institution_id, b.last_sequence, :inss, :data_type, :declaration_id, :change, :start, :end, :now,
+       d."authorization"
+  FROM due d JOIN bumped b ON b.institution_id = d.institution_id
+""")
 
 
-def add_notifications(connection: Connection, notifications: list[NewNotification], now: dt.datetime) -> None:
-    """Number and store them: per institution, the next Sequences from its counter row.
-
-    The counter is bumped with one upsert per institution, in institution
-    order (two declarations never wait on each other's rows crosswise); its
-    row stays locked until the declaration commits or rolls back, so the
-    numbers are given out with no gap and become visible in order."""
-    by_institution: dict[str, list[NewNotification]] = defaultdict(list)
-    for n in notifications:
-        by_institution[n.institution_id].append(n)
-    q = t.institution_sequence
-    rows = []
-    for institution_id in sorted(by_institution):
-        batch = by_institution[institution_id]
-        upsert = _dialect_insert(connection, q).values(institution_id=institution_id, last_sequence=len(batch))
-        last = connection.execute(upsert.on_conflict_do_update(
-            index_elements=[q.c.institution_id], set_={"last_sequence": q.c.last_sequence + len(batch)})
-            .returning(q.c.last_sequence)).scalar_one()
-        for sequence, n in enumerate(batch, last - len(batch) + 1):
-            rows.append({"institution_id": institution_id, "sequence": sequence, "inss": n.inss,
-                         "data_type": n.data_type, "declaration_id": n.declaration_id, "change": n.change,
-                         "period_start": n.start, "period_end": n.end, "created_at": now,
-                         "authorization": n.authorization})
-    if rows:
-        connection.execute(insert(t.notification), rows)
+# The same as SQLite's steps, as one statement. ``item``: the persons in order (the replaced DmfA's other
+# persons after them, by first PersonNbr); ``due``: one row per (institution, person) with the authorized
+# capacities whose register entries overlap the matched days; ``bumped``: every institution's counter in one
+# multi-row upsert, in institution order (the lock order), each by its number of rows; then the rows,
+# numbered last - n + 1 .. last per institution in person order. The counter rows stay locked to commit.
+# ``holder`` probes the register by INSS (ix_register_entry_inss, one index scan for all the persons): joined
+# to ``item`` directly, the planner hashed every register entry of the subscribed institutions instead.
+_PG_NOTIFY = text("""
+WITH given AS (
+    SELECT * FROM unnest(CAST(:inss AS text[]), CAST(:starts AS date[]), CAST(:ends AS date[]),
+                         CAST(:match_starts AS date[]), CAST(:match_ends AS date[]), CAST(:changes AS text[]))
+           WITH ORDINALITY AS g(inss, period_start, period_end, match_start, match_end, change, position)),
+item AS (
+    SELECT inss, period_start, period_end, match_start, match_end, change, position FROM given
+    UNION ALL
+    SELECT r.inss, CAST(:first_day AS date), CAST(:last_day AS date), CAST(:first_day AS date),
+           CAST(:last_day AS date), 'REPLACED',
+           (SELECT count(*) FROM given) + row_number() OVER (ORDER BY r.first_nbr)
+      FROM (SELECT dp.inss, min(dp.person_nbr) AS first_nbr FROM dmfa_person dp
+             WHERE dp.declaration_id = CAST(:replaced AS bigint) AND dp.inss NOT IN (SELECT inss FROM given)
+             GROUP BY dp.inss) r),
+holder AS (
+    SELECT e.institution_id, e.inss, e.capacity, e.valid_from, e.valid_to
+      FROM register_entry e
+      JOIN subscription s ON s.institution_id = e.institution_id AND s.data_type = :data_type
+      JOIN "authorization" a ON a.institution_id = e.institution_id AND a.capacity = e.capacity
+                            AND a.data_type = :data_type
+     WHERE e.inss = ANY(ARRAY(SELECT inss FROM item))),
+due AS (
+    SELECT h.institution_id, i.position,
+           string_agg(DISTINCT h.capacity || CAST(:suffix AS text) COLLATE "C", ','
+                      ORDER BY h.capacity || CAST(:suffix AS text) COLLATE "C")
+               AS "authorization"
+      FROM item i
+      JOIN holder h ON h.inss = i.inss AND (i.match_end IS NULL OR h.valid_from <= i.match_end)
+                   AND (h.valid_to IS NULL OR i.match_start <= h.valid_to)
+     GROUP BY h.institution_id, i.position),
+counted AS (
+    SELECT institution_id, count(*) AS n FROM due GROUP BY institution_id),
+bumped AS (
+    INSERT INTO institution_sequence AS q (institution_id, last_sequence)
+    SELECT institution_id, n FROM counted ORDER BY institution_id
+    ON CONFLICT (institution_id) DO UPDATE SET last_sequence = q.last_sequence + EXCLUDED.last_sequence
+    RETURNING q.institution_id, q.last_sequence)
+INSERT INTO notification (institution_id, sequence, inss, data_type, declaration_id, change, period_start,
+                          period_end, created_at, "authorization")
+SELECT d.institution_id,
+       b.last_sequence - c.n + row_number() OVER (PARTITION BY d.institution_id ORDER BY d.position),
+       i.inss, :data_type, :declaration_id, i.change, i.period_start, i.period_end, :now, d."authorization"
+  FROM due d
+  JOIN item i ON i.position = d.position
+  JOIN counted c ON c.institution_id = d.institution_id
+  JOIN bumped b ON b.institution_id = d.institution_id
+""")
 
 
 def notifications_after(connection: Connection, institution_id: str, after: int, limit: int):
@@ -432,16 +544,6 @@ def notifications_after(connection: Connection, institution_id: str, after: int,
 def last_sequence(connection: Connection, institution_id: str) -> int:
     q = t.institution_sequence
     return connection.execute(select(q.c.last_sequence).where(q.c.institution_id == institution_id)).scalar() or 0
-
-
-def dimona_change(connection: Connection, period_id: int):
-    """The period after the change (inss, dates, cancelled) and its dates before it (None for a new one)."""
-    p, v = t.employment_period, t.employment_period_version
-    return connection.execute(
-        select(p.c.inss, p.c.starting_date, p.c.ending_date, p.c.cancelled,
-               v.c.starting_date.label("before_start"), v.c.ending_date.label("before_end"))
-        .outerjoin(v, and_(v.c.period_id == p.c.period_id, v.c.version == p.c.version - 1))
-        .where(p.c.period_id == period_id)).first()
 
 
 def dmfa_persons(connection: Connection, declaration_id: int) -> list[str]:

@@ -2,7 +2,8 @@
 
 On PostgreSQL a signed Consult of DIMONA or DMFA is two statements
 (store.open_request: the signing certificate checked against the directory,
-the MessageId claimed, the register basis and the asked window's data read;
+the MessageId claimed, the register basis and the data of the span that may
+be granted read;
 then the access-log append) in one transaction; SQLite runs the same steps as
 plain statements. These tests count the statements sent through SQLAlchemy
 (``before_cursor_execute``) on both backends, from the signed request element
@@ -19,6 +20,7 @@ import datetime as dt
 import itertools
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event, select
 
 from declarations import samples
@@ -213,3 +215,109 @@ def test_data_read_for_the_asked_window_is_cut_to_the_granted_quarters_and_days(
     assert [(p.period_id, p.start, p.end) for p in periods.periods] == [(hired.period_id, D(2025, 7, 10),
                                                                          D(2025, 7, 15))]
     assert [(g.start, g.end) for g in periods.granted] == [(D(2025, 7, 10), D(2025, 9, 30))]
+
+
+def test_only_the_span_that_may_be_granted_is_read(app, demo_signer):
+    """The first statement reads the days some authorized register entry could grant within the asked
+    window, not the whole window: nothing for a window outside every register period (A003), only the
+    periods and quarters of the span otherwise."""
+    sender = demo_signer("sender-1001")
+    early = submit(app, sender, hire("h-early", start=D(2024, 2, 1), end=D(2024, 3, 31)))
+    later = submit(app, sender, hire("h-later", start=D(2025, 7, 1)))
+    submit(app, sender, dmfa("q1-2024", "20241", start=D(2024, 2, 1)))
+    q3 = submit(app, sender, dmfa("q3", "20253", start=D(2025, 7, 1)))
+    register(app, "ONEM", "UNEMPLOYED", D(2025, 7, 10), D(2025, 9, 30))
+
+    def opened(data_type, start, end):
+        with app.engine.begin() as c:
+            return store.open_request(c, "ONEM", f"peek-{next(_ids)}", fingerprint=None, reserve=True,
+                                      consult=store.ConsultAsk(WORKER, data_type, start, end))
+
+    on_sqlite = app.engine.dialect.name == "sqlite"  # SQLite reads nothing with the claim: the desk reads [lo, hi]
+    outside = opened("DIMONA", D(2024, 1, 1), D(2024, 12, 31))
+    assert outside.claimed and (outside.periods is None if on_sqlite else outside.periods == [])
+    refused = app.institutions.handle(m.Consult(m.Caller("ONEM", f"c-{next(_ids)}"), WORKER, "DIMONA",
+                                                D(2024, 1, 1), D(2024, 12, 31)))
+    assert isinstance(refused, m.Refused) and refused.code == "A003", refused
+    wide = opened("DIMONA", D(2000, 1, 1), D(2030, 12, 31))
+    dmfa_wide = opened("DMFA", D(2000, 1, 1), D(2030, 12, 31))
+    if not on_sqlite:
+        assert [p.period_id for p in wide.periods] == [later.period_id]   # not the 2024 period
+        assert [q.declaration_id for q in dmfa_wide.quarters] == [q3.declaration_id]   # not 2024Q1
+    granted = app.institutions.handle(m.Consult(m.Caller("ONEM", f"c-{next(_ids)}"), WORKER, "DIMONA",
+                                                D(2000, 1, 1), D(2030, 12, 31)))
+    assert [(p.period_id, p.start, p.end) for p in granted.periods] == [(later.period_id, D(2025, 7, 10),
+                                                                         D(2025, 9, 30))]
+    assert early.period_id != later.period_id
+
+
+PERIOD_FIELDS = ("period_id", "declaration_id", "employer_noss", "worker_type", "joint_commission",
+                 "starting_date", "ending_date", "planned_hours")
+
+
+def _quarters(quarters):
+    return [(q.declaration_id, q.employer_noss, q.quarter, q.person_nbr, q.record_nbr, q.worker_code,
+             [({k: v for k, v in o.items() if k not in ("services", "remunerations")},
+               [(s.code, s.days, s.hours) for s in o["services"]], [(r.code, r.amount) for r in o["remunerations"]])
+              for o in q.occupations]) for q in quarters]
+
+
+def test_the_combined_statement_reads_what_the_separate_reads_do(app, demo_signer):
+    """open_request's rows (one shape for every part, mapped back by position) give, field by field, what
+    current_periods and current_quarters read: a swapped column would show here."""
+    if app.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite reads with the separate statements themselves")
+    sender = demo_signer("sender-1001")
+    submit(app, sender, hire("h1", start=D(2024, 6, 1), end=D(2025, 2, 10)))
+    submit(app, sender, samples.dimona("In", message_id="h2", **EMPLOYER, INSS=WORKER, StartingDate=D(2025, 3, 1),
+                                       EndingDate=D(2025, 3, 20), JointCommissionNbr="200", WorkerType="STU",
+                                       PlannedHoursNbr=120))
+    gone = submit(app, sender, hire("h3", start=D(2025, 5, 1), end=D(2025, 5, 3)))
+    submit(app, sender, samples.dimona("Cancel", message_id="c3", **EMPLOYER, PeriodId=gone.period_id))
+    submit(app, sender, samples.dmfa(message_id="q2", **EMPLOYER, quarter="20252", workers=[
+        samples.worker(WORKER, sequence=1, worker_code="015", occupations=[
+            samples.occupation(1, start=D(2025, 4, 1), end=D(2025, 5, 15), jc="200", wds=400, mean=3000, ref=3800,
+                               services=[("001", 2000), ("002", 500)], remuns=[("001", 500000), ("002", 1000)]),
+            samples.occupation(2, start=D(2025, 5, 16), jc="302", services=[("001", 1000)], remuns=[("001", 7)])])]))
+    submit(app, sender, dmfa("q3", "20253"))
+    register(app, "ONEM", "UNEMPLOYED", D(2020, 1, 1))
+    start, end = D(2024, 1, 1), D(2025, 12, 31)
+    with app.engine.begin() as c:
+        periods = store.open_request(c, "ONEM", f"x-{next(_ids)}", fingerprint=None, reserve=True,
+                                     consult=store.ConsultAsk(WORKER, "DIMONA", start, end)).periods
+        quarters = store.open_request(c, "ONEM", f"x-{next(_ids)}", fingerprint=None, reserve=True,
+                                      consult=store.ConsultAsk(WORKER, "DMFA", start, end)).quarters
+        expected_periods = store.current_periods(c, WORKER, start, end)
+        expected_quarters = store.current_quarters(c, WORKER, 20241, 20254)
+    assert len(periods) == 2 and len(quarters) == 2
+    assert ([tuple(getattr(p, f) for f in PERIOD_FIELDS) for p in periods]
+            == [tuple(getattr(p, f) for f in PERIOD_FIELDS) for p in expected_periods])
+    assert _quarters(quarters) == _quarters(expected_quarters)
+
+
+def test_a_message_id_claimed_by_an_open_transaction_waits_for_its_outcome(app, demo_signer):
+    """Two requests with one MessageId at once: the second waits on the first's claim, then is A005 if the
+    first committed, or answered if the first rolled back (nothing was spent)."""
+    import threading
+
+    if app.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer at a time: the second request cannot start its claim meanwhile")
+    hired, _q2, _q3 = stored_data(app, demo_signer)
+    onem = demo_signer("onem")
+    for outcome in ("commit", "rollback"):
+        message_id = f"race-{outcome}"
+        with app.engine.connect() as holder:
+            transaction = holder.begin()
+            assert store.open_request(holder, "ONEM", message_id, fingerprint=None, reserve=True).claimed
+            element = consult_element(onem, "DIMONA", D(2025, 1, 1), D(2025, 12, 31), message_id=message_id)
+            got = []
+            second = threading.Thread(target=lambda: got.append(answer(app, element)))
+            second.start()
+            second.join(0.5)
+            assert second.is_alive() and not got  # waiting on the claim
+            (transaction.commit if outcome == "commit" else transaction.rollback)()
+        second.join(10)
+        if outcome == "commit":
+            assert isinstance(got[0], m.Refused) and got[0].code == "A005", got
+        else:
+            assert isinstance(got[0], m.ConsultResult) and [p.period_id for p in got[0].periods] == [hired.period_id]

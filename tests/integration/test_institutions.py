@@ -143,7 +143,8 @@ def test_consult_dmfa_current_declaration_only_cut_to_the_quarters(app, demo_sig
     assert [(q.declaration_id, q.year, q.quarter) for q in answer.quarters] == [
         (first.declaration_id, 2025, 2), (replacement.declaration_id, 2025, 3)]
     q2, q3 = answer.quarters
-    assert (q2.occupations[0].start, q2.occupations[0].end) == (D(2025, 5, 1), D(2025, 12, 31))
+    # the open-ended occupation is the quarter's: cut to the granted days of that quarter, not beyond it
+    assert (q2.occupations[0].start, q2.occupations[0].end) == (D(2025, 5, 1), D(2025, 6, 30))
     assert [r.amount for r in q3.occupations[0].remunerations] == [910000]
     assert [s.code for s in q3.occupations[0].services] == ["001"]
     # a window inside one quarter: that quarter only
