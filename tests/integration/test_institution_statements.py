@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from declarations import samples
 from declarations.channels.soap.institutions import signed_answer
@@ -30,6 +29,7 @@ from declarations.services import institution_requests
 from declarations.store import institutions as store
 from declarations.store import tables as t
 from declarations.xmlio import institution_xml
+from sql_counting import counted  # tests/sql_counting.py
 
 D = dt.date
 NOW = dt.datetime.fromisoformat("2025-11-15T10:00:00+01:00")
@@ -37,20 +37,6 @@ EMPLOYER = dict(sender_id="1001", noss="123456749", enterprise_nbr="0403179609")
 WORKER = "85073100130"
 STRANGER = samples.valid_inss(7)  # works too, but no institution follows them
 _ids = itertools.count(1)
-
-
-@contextmanager
-def counted(engine):
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_rest):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def submit(app, signer, element):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from contextlib import contextmanager
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 
 from declarations import samples
 from declarations.domain import institution_messages as m
 from declarations.store import tables as t
+from sql_counting import counted  # tests/sql_counting.py
 
 D = dt.date
 EMPLOYER = dict(sender_id="1001", noss="123456749", enterprise_nbr="0403179609")
@@ -28,20 +28,6 @@ OTHERS = tuple(samples.valid_inss(n) for n in (7, 8, 9))
 EXTRA = (("INAMI", "INSURED", "DIMONA"), ("ONVA", "HOLIDAY_PAY_BENEFICIARY", "DIMONA"),
          ("ONEM", "JOB_SEEKER", "DIMONA"))
 _ids = itertools.count(1)
-
-
-@contextmanager
-def counted(engine):
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_rest):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def handle(app, request_type, institution, *args):

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from declarations import samples
 from declarations.store import database
 from declarations.store import tables as t
+from sql_counting import counted  # tests/sql_counting.py
 
 EMPLOYER = dict(sender_id="1001", noss="123456749", enterprise_nbr="0403179609")
 STUDENT = "85073100130"
@@ -36,20 +36,6 @@ def hire(message_id, inss=STUDENT, **values):
     fields = dict(INSS=inss, StartingDate=dt.date(2025, 11, 15), JointCommissionNbr="302", WorkerType="OTH")
     fields.update(values)
     return samples.dimona("In", message_id=message_id, **EMPLOYER, **fields)
-
-
-@contextmanager
-def counted(engine):
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_rest):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_statements_per_dimona(app, demo_signer):
