@@ -31,7 +31,6 @@ from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_upda
 from declarations.settings import Settings
 from declarations.store import institutions as store
 from declarations.store.tables import PROD
-from declarations.store.views import StoredView
 
 MAX_NOTIFICATIONS = 1000  # per GetNotifications answer, whatever Max asks
 SECTOR_OF = {"DRS_UNEMPLOYMENT": "UNEMPLOYMENT", "DRS_HEALTH": "HEALTH", "DRS_OCCUPATIONAL": "OCCUPATIONAL"}
@@ -315,7 +314,8 @@ def notify(connection: Connection, declaration, outcome: Outcome, now: dt.dateti
 
     ``periods``: for a Dimona Out, Update or Cancel, what the rules read (the pipeline's DimonaView): the
     period before the change is taken from it, the period after is the same change applied to it as
-    ``store_dimona`` applied; None reads the period here. So on PostgreSQL, once someone is subscribed,
+    ``store_dimona`` applied; required for those (once the change is stored, the store no longer holds
+    the period as it was). So on PostgreSQL, once someone is subscribed,
     the notifications of any declaration cost one statement (store.add_notifications)."""
     data_type = data_type_of(declaration)
     if outcome.environment != PROD or data_type is None:
@@ -332,7 +332,11 @@ def notify(connection: Connection, declaration, outcome: Outcome, now: dt.dateti
             due.append(store.Due(action.inss, action.starting_date, action.ending_date, action.starting_date,
                                  action.ending_date, "NEW"))
         else:
-            before = (periods or StoredView(connection, PROD)).period(action.period_id)
+            if periods is None:
+                # After store_dimona the store holds the period as changed: "before" must come from the read
+                # the rules made before the change.
+                raise ValueError("notify needs the periods the rules read for a Dimona Out, Update or Cancel")
+            before = periods.period(action.period_id)
             if isinstance(action, DimonaOut):
                 after, change = apply_out(before, action), "UPDATED"
             elif isinstance(action, DimonaUpdate):

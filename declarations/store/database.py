@@ -81,11 +81,13 @@ def _ping_when_idle(engine: Engine) -> None:
         if time.monotonic() - record.info.get("last_used", 0.0) < PING_AFTER_IDLE_SECONDS:
             return
         try:
-            engine.dialect.do_ping(dbapi_connection)
+            alive = engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
             if engine.dialect.is_disconnect(error, dbapi_connection, None):
                 raise DisconnectionError(str(error)) from error
             raise
+        if alive is False:  # SQLAlchemy 2.0.0's do_ping answers False for a dead connection instead of raising
+            raise DisconnectionError("the pooled connection did not answer its ping")
 
 
 def employer_lock_key(noss: str) -> int:
@@ -151,10 +153,16 @@ class DriverStatement:
         _dialect, sql, literals = self._for(connection.dialect)
         if literals:
             parameters = {**literals, **parameters}
-        if not connection.in_transaction():
+        if not connection.invalidated and not connection.in_transaction():
             # execute() would begin one; the pipeline always runs in engine.begin()'s.
             raise InvalidRequestError("a DriverStatement runs inside the connection's active transaction")
-        cursor = connection.connection.cursor()
+        # On an invalidated connection this raises what execute() would (PendingRollbackError).
+        dbapi_connection = connection.connection
+        try:
+            cursor = dbapi_connection.cursor()
+        except Exception as error:  # noqa: BLE001 - wrapped (a lost connection invalidated) and re-raised
+            connection._handle_dbapi_exception(error, sql, parameters, None, None)
+            raise  # not reached: _handle_dbapi_exception always raises
         try:
             connection._cursor_execute(cursor, sql, parameters)
             if not fetch:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from declarations.domain.access import RegisterEntry
 from declarations.domain.access_log import LogEntry, content_around_chain, sealed
 from declarations.domain.directory import DirectoryAuthorization
+from declarations.domain.model import Quarter
 from declarations.domain.scenarios import BY_CODE
 from declarations.store import tables as t
 from declarations.store.database import insert_ignoring_duplicates, is_sqlite
@@ -548,7 +549,8 @@ def last_sequence(connection: Connection, institution_id: str) -> int:
 
 def dmfa_persons(connection: Connection, declaration_id: int) -> list[str]:
     dp = t.dmfa_person
-    return list(connection.execute(select(dp.c.inss).where(dp.c.declaration_id == declaration_id)).scalars())
+    return list(connection.execute(select(dp.c.inss).where(dp.c.declaration_id == declaration_id)
+                                   .order_by(dp.c.person_nbr)).scalars())
 
 
 # --- current PROD data for Consult ----------------------------------------------

@@ -176,19 +176,40 @@ def _expect_children(parent: etree._Element, what: str, expected: tuple[str, ...
     return children
 
 
+# Certificates are parsed once per distinct certificate (senders reuse theirs for years). The caches run
+# before the sender's certificate is checked against the directory (S003), so anyone who can post fills
+# them: only certificates of a plausible size are kept (a few hundred bytes to a few kB; a larger one is
+# parsed every time), and the text is keyed without its white space, which base64 allows anywhere.
+_CACHED_CERTIFICATE_BYTES = 8 * 1024
+
+
 @functools.lru_cache(maxsize=512)
-def _certificate(der: bytes) -> tuple[x509.Certificate, str]:
-    """Parse a DER certificate once per distinct certificate (senders reuse theirs for years)."""
+def _cached_certificate(der: bytes) -> tuple[x509.Certificate, str]:
     cert = x509.load_der_x509_certificate(der)
     return cert, fingerprint(cert)
 
 
+def _certificate(der: bytes) -> tuple[x509.Certificate, str]:
+    if len(der) > _CACHED_CERTIFICATE_BYTES:
+        cert = x509.load_der_x509_certificate(der)
+        return cert, fingerprint(cert)
+    return _cached_certificate(der)
+
+
 @functools.lru_cache(maxsize=512)
+def _cached_certificate_text(compact: str) -> tuple[x509.Certificate, str]:
+    return _certificate(base64.b64decode(compact, validate=True))
+
+
 def _certificate_text(text: str) -> tuple[x509.Certificate, str]:
-    """``_certificate`` of an X509Certificate element's text (base64, any white space), cached by the text
-    itself: the same sender sends the same text every time, whose decoding is then skipped. A text that
-    is not a certificate raises (binascii.Error, ValueError, ...) every time: nothing is cached for it."""
-    return _certificate(base64.b64decode("".join(text.split()), validate=True))
+    """``_certificate`` of an X509Certificate element's text (base64, any white space), cached by that text
+    without its white space: the same sender sends the same text every time, whose decoding is then
+    skipped. A text that is not a certificate raises (binascii.Error, ValueError, ...) every time: nothing
+    is cached for it."""
+    compact = "".join(text.split())
+    if len(compact) > _CACHED_CERTIFICATE_BYTES * 4 // 3 + 4:
+        return _certificate(base64.b64decode(compact, validate=True))
+    return _cached_certificate_text(compact)
 
 
 def _check_profile(root: etree._Element) -> tuple[x509.Certificate, str]:
