@@ -61,7 +61,8 @@ def examine(data: bytes, *, max_bytes: int, element: etree._Element | None = Non
         return result
     signed = result.verified.signed
     result.header = decoding.read_header(signed)
-    result.content_sha256 = content_digest(signed)
+    # The digest verify computed of the same canonical form (no second c14n); content_digest's value.
+    result.content_sha256 = result.verified.content_sha256
     # Stage 3: XSD, on the declaration as received (its Signature included).
     result.xsd = [anomaly("C005", p.message, p.location) for p in schemas.problems(element)]
     if result.xsd:

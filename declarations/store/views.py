@@ -9,7 +9,7 @@ from typing import Iterable
 
 from functools import lru_cache
 
-from sqlalchemy import (BigInteger, Date, Integer, LargeBinary, String, and_, bindparam, cast, func,
+from sqlalchemy import (BigInteger, Date, Integer, LargeBinary, String, and_, any_, bindparam, cast, func,
                         literal_column, null, or_, select, type_coerce, union_all)
 from sqlalchemy.engine import Connection
 
@@ -46,6 +46,15 @@ class StoredView:
         p = t.employment_period
         found: dict[str, list[StoredPeriod]] = defaultdict(list)
         inss_list = list(inss_list)
+        if self.connection.dialect.name == "postgresql" and self.connection.in_transaction():
+            # One array parameter, whatever the number of workers (a DmfA's 1,000): no IN list of 500 bound
+            # parameters that SQLAlchemy renders and psycopg converts at every execution.
+            rows = _periods_of_statement().rows(self.connection, {
+                "noss": employer, "inss_list": inss_list, "scope_a": self.scopes[0], "scope_b": self.scopes[-1]})
+            for row in rows:
+                period = _period_at(row, 0)
+                found[period.inss].append(period)
+            return found
         for chunk_start in range(0, len(inss_list), 500):
             chunk = inss_list[chunk_start:chunk_start + 500]
             rows = self.connection.execute(select(p).where(
@@ -290,6 +299,17 @@ def _period_at(row, offset: int) -> StoredPeriod:
 def _dimona_statement(new_period: bool) -> DriverStatement:
     """PostgreSQL: _dimona_reads on the driver's cursor (database.DriverStatement), rows as tuples."""
     return DriverStatement(_dimona_reads(False, new_period))
+
+
+@lru_cache(maxsize=None)
+def _periods_of_statement() -> DriverStatement:
+    """PostgreSQL: StoredView.periods_of's query with the workers as one array (``inss = ANY(...)``, which
+    PostgreSQL plans as it plans an IN list), on the driver's cursor (database.DriverStatement)."""
+    p = t.employment_period
+    scopes = [bindparam("scope_a", type_=String), bindparam("scope_b", type_=String)]
+    return DriverStatement(select(*p.c).where(
+        p.c.employer_noss == bindparam("noss", type_=String), p.c.inss == any_(bindparam("inss_list")),
+        p.c.cancelled.is_(False), p.c.scope.in_(scopes)))
 
 
 class DimonaView(StoredView):

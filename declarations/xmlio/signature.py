@@ -133,11 +133,16 @@ class VerifiedDocument:
     canonical form of the signed element, Signature removed, parsed into a
     tree of its own (comments are gone: exclusive c14n without comments does
     not sign them). Use it and only it; never the received tree.
+
+    ``content_sha256`` is the hex SHA-256 of that canonical form (the
+    Reference's digest, which verify has just checked): exclusive c14n is
+    idempotent, so it is also the digest of ``signed`` canonicalized again.
     """
 
     signed: etree._Element
     certificate: x509.Certificate
     fingerprint: str
+    content_sha256: str = ""
 
 
 # --- verifying -----------------------------------------------------------------------------
@@ -415,14 +420,16 @@ def verify(element: etree._Element) -> VerifiedDocument:
     # line break before the root's end tag), which is content of the root: keep it.
     _remove_keeping_tail(signature)
     content = _c14n(document)
-    if hashlib.sha256(content).digest() != digest_value:
+    content_sha256 = hashlib.sha256(content)
+    if content_sha256.digest() != digest_value:
         raise _refuse("the signed content does not match the signature's digest: "
                       "the document was changed after it was signed")
     try:
         signed = parse(content)
     except InputRefused as exc:  # cannot happen for a canonical form lxml wrote; kept as a refusal
         raise _refuse(f"the signed content could not be read back as XML: {exc.message}") from None
-    return VerifiedDocument(signed=signed, certificate=cert, fingerprint=cert_fingerprint)
+    return VerifiedDocument(signed=signed, certificate=cert, fingerprint=cert_fingerprint,
+                            content_sha256=content_sha256.hexdigest())
 
 
 # --- signing -------------------------------------------------------------------------------
