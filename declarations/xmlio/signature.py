@@ -142,7 +142,7 @@ class VerifiedDocument:
     signed: etree._Element
     certificate: x509.Certificate
     fingerprint: str
-    content_sha256: str = ""
+    content_sha256: str
 
 
 # --- verifying -----------------------------------------------------------------------------
