@@ -63,7 +63,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
 import bigstore  # noqa: E402
-from soap import Connection, machine, percentile  # noqa: E402
+from soap import Connection, machine, percentile, summarize_stacks  # noqa: E402
 
 NOW = "2025-11-15T10:00:00+01:00"
 KEYS = REPO / "fixtures" / "demo" / "keys"
@@ -330,26 +330,7 @@ def profile(server, bodies, args) -> str:
     spy.wait(timeout=120)
     if not out.exists():
         return "py-spy failed: " + spy.stderr.read().decode()[-500:]
-    total = 0
-    inclusive: collections.Counter = collections.Counter()
-    own: collections.Counter = collections.Counter()
-    for line in out.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        count = int(count)
-        total += count
-        frames = stack.split(";")
-        for label, needle in INTERESTING:
-            if any(needle in f for f in frames):
-                inclusive[label] += count
-        if frames:
-            own[frames[-1][:110]] += count
-    lines = [f"py-spy, {total} samples over {args.profile_seconds} s, all workers (share of samples):"]
-    lines += [f"- {label}: {100 * inclusive[label] / max(total, 1):.1f} %" for label, _ in INTERESTING]
-    lines.append("top frames (self):")
-    lines += [f"- {100 * c / max(total, 1):.1f} % {frame}" for frame, c in own.most_common(12)]
-    return "\n".join(lines)
+    return summarize_stacks(out, INTERESTING, args.profile_seconds)
 
 
 # --- plans ------------------------------------------------------------------------------------------

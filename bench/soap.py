@@ -346,23 +346,29 @@ def profile(server, args, employers: int = 1) -> str:
     spy.wait(timeout=60)
     if not out.exists():
         return "py-spy failed: " + spy.stderr.read().decode()[-500:]
+    return summarize_stacks(out, INTERESTING, args.profile_seconds)
+
+
+def summarize_stacks(path: Path, interesting, seconds: float) -> str:
+    """py-spy's raw stacks (``--format raw``) as the share of samples under each ``(label, needle)`` of
+    ``interesting`` (a frame containing the needle anywhere in the stack) and the top frames by own samples."""
     total = 0
-    inclusive = collections.Counter()
-    own = collections.Counter()
-    for line in out.read_text().splitlines():
+    inclusive: collections.Counter = collections.Counter()
+    own: collections.Counter = collections.Counter()
+    for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         count = int(count)
         total += count
         frames = stack.split(";")
-        for label, needle in INTERESTING:
+        for label, needle in interesting:
             if any(needle in f for f in frames):
                 inclusive[label] += count
         if frames:
             own[frames[-1][:110]] += count
-    lines = [f"py-spy, {total} samples over {args.profile_seconds} s, all workers (share of samples):"]
-    lines += [f"- {label}: {100 * inclusive[label] / max(total, 1):.1f} %" for label, _ in INTERESTING]
+    lines = [f"py-spy, {total} samples over {seconds} s, all workers (share of samples):"]
+    lines += [f"- {label}: {100 * inclusive[label] / max(total, 1):.1f} %" for label, _ in interesting]
     lines.append("top frames (self):")
     lines += [f"- {100 * c / max(total, 1):.1f} % {frame}" for frame, c in own.most_common(12)]
     return "\n".join(lines)

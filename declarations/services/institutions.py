@@ -24,10 +24,10 @@ from sqlalchemy.engine import Connection, Engine
 from declarations.domain import institution_messages as m
 from declarations.domain.access import Grant, RegisterEntry, Window, decide_consult, may_register
 from declarations.domain.access_log import GENESIS, ChainCheck, LogEntry, check_chain
-from declarations.domain.model import Dimona, DimonaIn, DimonaOut, DimonaUpdate, DmfA, Quarter, SocialRisk
+from declarations.domain.model import Dimona, DimonaIn, DmfA, Quarter, SocialRisk
 from declarations.domain.outcome import Outcome
 from declarations.domain.ports import StoredData
-from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
+from declarations.domain.rules.dimona import apply_change
 from declarations.settings import Settings
 from declarations.store import institutions as store
 from declarations.store.tables import PROD
@@ -337,12 +337,8 @@ def notify(connection: Connection, declaration, outcome: Outcome, now: dt.dateti
                 # the rules made before the change.
                 raise ValueError("notify needs the periods the rules read for a Dimona Out, Update or Cancel")
             before = periods.period(action.period_id)
-            if isinstance(action, DimonaOut):
-                after, change = apply_out(before, action), "UPDATED"
-            elif isinstance(action, DimonaUpdate):
-                after, change = apply_update(before, action), "UPDATED"
-            else:
-                after, change = apply_cancel(before), "CANCELLED"
+            after = apply_change(before, action)
+            change = "CANCELLED" if action.action == "Cancel" else "UPDATED"
             # a change concerns the days before it as well as after
             match_start = min(after.starting_date, before.starting_date)
             match_end = (None if after.ending_date is None or before.ending_date is None

@@ -16,9 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from declarations.domain.model import (DimonaIn, DimonaOut, DimonaUpdate, Dimona, DmfA,
-                                       ReferenceData, SocialRisk)
-from declarations.domain.rules.dimona import apply_cancel, apply_out, apply_update
+from declarations.domain.model import Dimona, DimonaIn, DmfA, ReferenceData, SocialRisk
+from declarations.domain.rules.dimona import apply_change
 from declarations.domain.ports import StoredPeriod
 from declarations.store import tables as t
 from declarations.store.database import DriverStatement, employer_lock_key, is_sqlite
@@ -237,12 +236,7 @@ def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, sc
         if current is None:
             current = StoredView(connection, scope).period(action.period_id)
         assert current is not None, "the rules checked the period exists"
-        if isinstance(action, DimonaOut):
-            changed, label = apply_out(current, action), "OUT"
-        elif isinstance(action, DimonaUpdate):
-            changed, label = apply_update(current, action), "UPDATE"
-        else:
-            changed, label = apply_cancel(current), "CANCEL"
+        changed, label = apply_change(current, action), action.action.upper()  # OUT, UPDATE, CANCEL
         period_id = current.period_id
         values = dict(starting_date=changed.starting_date, ending_date=changed.ending_date,
                       joint_commission=changed.joint_commission, planned_hours=changed.planned_hours,

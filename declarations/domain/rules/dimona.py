@@ -149,3 +149,12 @@ def apply_out(period: StoredPeriod, action: DimonaOut) -> StoredPeriod:
 
 def apply_cancel(period: StoredPeriod) -> StoredPeriod:
     return replace(period, cancelled=True)
+
+
+def apply_change(period: StoredPeriod, action: DimonaOut | DimonaUpdate | DimonaCancel) -> StoredPeriod:
+    """The period as an Out, Update or Cancel leaves it (what the store writes, what notifications report)."""
+    if isinstance(action, DimonaOut):
+        return apply_out(period, action)
+    if isinstance(action, DimonaUpdate):
+        return apply_update(period, action)
+    return apply_cancel(period)
