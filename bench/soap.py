@@ -270,19 +270,17 @@ def channel_cost(repeat: int = 5, number: int = 2000) -> str:
     import dataclasses
     import io
 
-    from spyne import AnyXml, rpc
-
     from declarations.channels.soap import edge
-    from declarations.channels.soap.declaration_service import DESCRIPTOR, OPERATION
+    from declarations.channels.soap.declaration_service import DESCRIPTOR
     from declarations.channels.soap.descriptor import Answer, envelope
-    from declarations.channels.soap.dispatch import EngineService, SpyneService
+    from declarations.channels.soap.dispatch import EngineService, SpyneService, operation
 
     body = dimona_envelopes(1, "channel")[0]
     answer = Answer(b"<r:DeclarationResult xmlns:r='urn:declarations:result:v1'>" + b"x" * 2000
                     + b"</r:DeclarationResult>", "ACCEPTED")
 
     class AtOnce(EngineService):
-        @rpc(AnyXml, **OPERATION)
+        @operation
         def SubmitDimona(ctx, declaration):  # noqa: N802,N805
             return answer
 

@@ -7,7 +7,6 @@ pre-submission check a payroll vendor runs is the engine's own code.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -61,7 +60,9 @@ def examine(data: bytes, *, max_bytes: int, element: etree._Element | None = Non
         return result
     signed = result.verified.signed
     result.header = decoding.read_header(signed)
-    # The digest verify computed of the same canonical form (no second c14n); content_digest's value.
+    # SHA-256 of the exclusive canonical form of the signed content, as verify computed it (no second c14n).
+    # The Signature is not part of it: an ECDSA signature differs at every signing, and re-sending the same
+    # declaration re-signed is still a retry.
     result.content_sha256 = result.verified.content_sha256
     # Stage 3: XSD, on the declaration as received (its Signature included).
     result.xsd = [anomaly("C005", p.message, p.location) for p in schemas.problems(element)]
@@ -71,15 +72,6 @@ def examine(data: bytes, *, max_bytes: int, element: etree._Element | None = Non
     result.declaration = decoding.decode(signed)
     result.identifiers = list(identifier_anomalies(result.declaration))
     return result
-
-
-def content_digest(signed: etree._Element) -> str:
-    """SHA-256 of the exclusive canonical form of the signed content.
-
-    The Signature is not part of it: an ECDSA signature differs at every
-    signing, and re-sending the same declaration re-signed is still a retry.
-    """
-    return hashlib.sha256(etree.tostring(signed, method="c14n", exclusive=True)).hexdigest()
 
 
 def certificate_validity(certificate: x509.Certificate, now: dt.datetime, location: str) -> list[Anomaly]:

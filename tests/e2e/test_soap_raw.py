@@ -307,13 +307,11 @@ def _service_with(method):
     """DeclarationService's descriptor with a spyne service whose one operation, SubmitDimona, is ``method``."""
     import dataclasses
 
-    from spyne import AnyXml, rpc
-
-    from declarations.channels.soap.declaration_service import DESCRIPTOR, OPERATION
-    from declarations.channels.soap.dispatch import EngineService
+    from declarations.channels.soap.declaration_service import DESCRIPTOR
+    from declarations.channels.soap.dispatch import EngineService, operation
 
     class Odd(EngineService):
-        SubmitDimona = rpc(AnyXml, **OPERATION)(method)
+        SubmitDimona = operation(method)
 
     return dataclasses.replace(DESCRIPTOR, spyne_service=Odd)
 

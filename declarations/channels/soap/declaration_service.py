@@ -1,6 +1,7 @@
 """DeclarationService: the five operations as a spyne ``ServiceBase``, and its descriptor.
 
-Each method is ``@rpc(AnyXml, _returns=AnyXml, _body_style="bare")``: spyne
+Each method is a ``dispatch.operation`` (``@rpc(AnyXml, _returns=AnyXml,
+_body_style="bare")``): spyne
 finds it by the Body wrapper's name (``{urn:declarations:service:v1}Name``)
 and hands it the wrapper's one child element, untouched and still in the
 envelope the edge parsed (the declaration, or the signed request). Each
@@ -12,12 +13,11 @@ the response (dispatch.py says why spyne does not re-serialize it).
 from __future__ import annotations
 
 from lxml import etree
-from spyne import AnyXml, rpc
 
 from declarations import ns
 from declarations.bootstrap import App
 from declarations.channels.soap.descriptor import WSDL_DIR, Answer, ServiceDescriptor
-from declarations.channels.soap.dispatch import EngineService
+from declarations.channels.soap.dispatch import EngineService, operation
 from declarations.services import lookup
 from declarations.xmlio.results import add_text, xml_datetime
 
@@ -79,27 +79,24 @@ def prefill(app: App, request: etree._Element) -> Answer:
     return Answer(prefill_result(app, answer), "OK")
 
 
-OPERATION = dict(_returns=AnyXml, _body_style="bare")
-
-
 class DeclarationService(EngineService):
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def SubmitDimona(ctx, declaration):  # noqa: N802,N805 - spyne's style: the wrapper's name, ctx first
         return submit(ctx.udc.app, declaration)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def SubmitDmfA(ctx, declaration):  # noqa: N802,N805
         return submit(ctx.udc.app, declaration)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def SubmitSocialRisk(ctx, declaration):  # noqa: N802,N805
         return submit(ctx.udc.app, declaration)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def GetDeclarationResult(ctx, request):  # noqa: N802,N805
         return get_declaration_result(ctx.udc.app, request)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def Prefill(ctx, request):  # noqa: N802,N805
         return prefill(ctx.udc.app, request)
 

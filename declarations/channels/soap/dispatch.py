@@ -39,7 +39,7 @@ import logging
 from dataclasses import dataclass
 
 from lxml import etree
-from spyne import Application, MethodContext, ServiceBase
+from spyne import AnyXml, Application, MethodContext, ServiceBase, rpc
 from spyne.protocol.soap import Soap11
 from spyne.server import ServerBase
 
@@ -54,6 +54,13 @@ log = logging.getLogger("declarations.soap")
 class Reply:
     body: bytes      # the whole response envelope
     status: str      # the Answer's, for the metrics
+
+
+def operation(method):
+    """``@rpc(AnyXml, _returns=AnyXml, _body_style="bare")``, the one shape of every operation of the
+    channel's services: spyne finds the method by the Body wrapper's name and hands it the wrapper's one
+    child element, untouched; the method returns an ``Answer``."""
+    return rpc(AnyXml, _returns=AnyXml, _body_style="bare")(method)
 
 
 class EngineService(ServiceBase):

@@ -17,12 +17,11 @@ signed bytes into the operation's response wrapper as they are. A refusal
 from __future__ import annotations
 
 from lxml import etree
-from spyne import AnyXml, rpc
 
 from declarations import ns
 from declarations.bootstrap import App
 from declarations.channels.soap.descriptor import WSDL_DIR, Answer, ServiceDescriptor
-from declarations.channels.soap.dispatch import EngineService
+from declarations.channels.soap.dispatch import EngineService, operation
 from declarations.domain import institution_messages as m
 from declarations.services import institution_requests
 from declarations.xmlio import institution_xml
@@ -44,35 +43,32 @@ def respond(app: App, request: etree._Element) -> Answer:
     return Answer(signed_answer(app, answer), status_of(answer))
 
 
-OPERATION = dict(_returns=AnyXml, _body_style="bare")
-
-
 class InstitutionService(EngineService):
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def ListAuthorizations(ctx, request):  # noqa: N802,N805 - spyne's style: the wrapper's name, ctx first
         return respond(ctx.udc.app, request)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def RegisterPerson(ctx, request):  # noqa: N802,N805
         return respond(ctx.udc.app, request)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def UnregisterPerson(ctx, request):  # noqa: N802,N805
         return respond(ctx.udc.app, request)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def Consult(ctx, request):  # noqa: N802,N805
         return respond(ctx.udc.app, request)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def Subscribe(ctx, request):  # noqa: N802,N805
         return respond(ctx.udc.app, request)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def Unsubscribe(ctx, request):  # noqa: N802,N805
         return respond(ctx.udc.app, request)
 
-    @rpc(AnyXml, **OPERATION)
+    @operation
     def GetNotifications(ctx, request):  # noqa: N802,N805
         return respond(ctx.udc.app, request)
 
@@ -84,6 +80,6 @@ DESCRIPTOR = ServiceDescriptor(
     committed_address="http://127.0.0.1:8080/soap/institutions",
     namespace=ns.INSTITUTION_SERVICE,
     spyne_service=InstitutionService,
-    signed_requests={operation: ns.qn(ns.INSTITUTION, element)
-                     for operation, element in institution_xml.REQUEST_OF_OPERATION.items()},
+    signed_requests={name: ns.qn(ns.INSTITUTION, element)
+                     for name, element in institution_xml.REQUEST_OF_OPERATION.items()},
 )
