@@ -22,10 +22,11 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -58,21 +59,66 @@ def quarters(count: int) -> list[str]:
     return out
 
 
+def secretariat_employers(count: int) -> list[tuple[str, str]]:
+    """(NOSS, enterprise number) of ``count`` employers of secretariat 2001: the demo's 555123433, then
+    generated ones with valid check digits (``directory_with`` puts them in the directory)."""
+    out = [(SECRETARIAT["noss"], SECRETARIAT["enterprise_nbr"])]
+    for n in range(1, count):
+        base = 7_000_000 + n
+        noss = f"{base:07d}{96 - (base * 100) % 97:02d}"
+        enterprise = f"0{3_000_000 + n:07d}"
+        out.append((noss, f"{enterprise}{97 - int(enterprise) % 97:02d}"))
+    return out
+
+
+def directory_with(employers: list[tuple[str, str]]) -> bytes:
+    """The demo directory, plus each employer not in it, with a mandate of sender 2001 for DmfA."""
+    from declarations.xmlio.parsing import parse
+    root = parse((REPO / "fixtures" / "demo" / "directory.xml").read_bytes())
+    d = f"{{{ns.DIRECTORY}}}"
+    known = {e.findtext(f"{d}NOSSRegistrationNbr") for e in root.iter(f"{d}Employer")}
+    last_employer, last_mandate = list(root.iter(f"{d}Employer"))[-1], list(root.iter(f"{d}Mandate"))[-1]
+    for noss, enterprise in employers:
+        if noss in known:
+            continue
+        employer = etree.Element(f"{d}Employer")
+        for name, value in (("NOSSRegistrationNbr", noss), ("EnterpriseNbr", enterprise), ("Name", f"Bench {noss}")):
+            etree.SubElement(employer, f"{d}{name}").text = value
+        last_employer.addnext(employer)
+        last_employer = employer
+        mandate = etree.Element(f"{d}Mandate")
+        for name, value in (("SenderId", "2001"), ("NOSSRegistrationNbr", noss), ("Kind", "DMFA"),
+                            ("From", "2020-01-01")):
+            etree.SubElement(mandate, f"{d}{name}").text = value
+        last_mandate.addnext(mandate)
+        last_mandate = mandate
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
 def dmfa_items(signer, workers: int, per_dmfa: int, *, prefix: str = "bdmfa", invalid_every: int = 0,
-               sender_id: str = "2001") -> Iterator[etree._Element]:
-    """Signed DmfAs totalling ``workers`` workers, ``per_dmfa`` each, one quarter each (backwards).
+               sender_id: str = "2001", employers: int = 1) -> Iterator[etree._Element]:
+    """Signed DmfAs totalling ``workers`` workers, ``per_dmfa`` each. DmfA i is employer i % ``employers``'s
+    (``secretariat_employers``), for the i // ``employers``-th quarter back from 2025 Q3: one employer
+    declares a quarter after the other, many employers declare the same quarter (as a secretariat's
+    quarterly file does). Each employer has its own workers.
     ``invalid_every``: every n-th DmfA carries a wrong INSS (refused, C001)."""
     count = -(-workers // per_dmfa)
-    people = samples.inss_series(per_dmfa)
-    for i, quarter in enumerate(quarters(count)):
+    owners = secretariat_employers(employers)
+    people = samples.inss_series(per_dmfa * employers)
+    back = quarters(-(-count // employers))
+    for i in range(count):
+        e = i % employers
+        quarter = back[i // employers]
         size = min(per_dmfa, workers - i * per_dmfa)
         year, number = int(quarter[:4]), int(quarter[4])
         start = dt.date(year, 3 * number - 2, 1)
-        inss = list(people[:size])
+        inss = list(people[e * per_dmfa:e * per_dmfa + size])
         if invalid_every and (i + 1) % invalid_every == 0:
             inss[0] = inss[0][:-2] + f"{(int(inss[0][-2:]) + 1) % 100:02d}"
+        noss, enterprise = owners[e]
         yield signer.sign(samples.dmfa(
-            message_id=f"{prefix}-{i}", **{**SECRETARIAT, "sender_id": sender_id}, quarter=quarter, workers=[
+            message_id=f"{prefix}-{i}", sender_id=sender_id, noss=noss, enterprise_nbr=enterprise,
+            quarter=quarter, workers=[
                 samples.worker(p, sequence=n + 1, occupations=[samples.occupation(
                     start=start, jc="302", services=[("001", 6000)], remuns=[("001", 300000 + n)])])
                 for n, p in enumerate(inss)]))
@@ -160,42 +206,82 @@ def floor(path: Path, *, per_element: bool = False) -> float:
     return time.perf_counter() - begin
 
 
-def _peak_rss_kib() -> int:
-    """This process's own peak RSS. Not ru_maxrss: Linux carries the parent's high-water mark over
-    fork + exec into it (the benchmark's parent had the whole file in memory when it forked), while
-    VmHWM belongs to the address space exec made."""
+def _rss_kib(pid: int, field: str = "VmRSS:") -> int:
     try:
-        with open("/proc/self/status") as status:
+        with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1])
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    """The process's children, grandchildren... (the batch's worker processes), from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parents.setdefault(int(stat.read().rpartition(")")[2].split()[1]), []).append(int(entry))
+            except OSError:
+                continue
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+class _TreePeak:
+    """Peak memory of this process and its worker processes together: the largest sum of their RSS,
+    sampled every 50 ms, and at least this process's own VmHWM. Not ru_maxrss: Linux carries the
+    parent's high-water mark over fork + exec into it (the benchmark's parent had the whole file in
+    memory when it forked), while VmHWM belongs to the address space exec made."""
+
+    def __init__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        me = os.getpid()
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, sum(_rss_kib(p) for p in [me, *_descendants(me)]))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, _rss_kib(os.getpid(), "VmHWM:"))
 
 
 def _child(home: str, url: str, profile: str | None = None) -> None:
-    """In the measured subprocess: process the inbox once, print seconds and peak RSS.
+    """In the measured subprocess: process the inbox once, print seconds and peak RSS (all processes).
     ``profile``: a path where the cProfile stats of process_inbox_once are dumped."""
     from declarations.bootstrap import App
     from declarations.services.batch import process_inbox_once
     from declarations.settings import Settings
 
-    app = App(Settings.from_env({"DECLARATIONS_HOME": home, "DECLARATIONS_DATABASE_URL": url,
+    app = App(Settings.from_env({**os.environ, "DECLARATIONS_HOME": home, "DECLARATIONS_DATABASE_URL": url,
                                  "DECLARATIONS_NOW": NOW}))
     profiler = None
     if profile:
         import cProfile
         profiler = cProfile.Profile()
         profiler.enable()
+    peak = _TreePeak()
     begin = time.perf_counter()
     summaries = process_inbox_once(app)
     seconds = time.perf_counter() - begin
+    rss = peak.stop()
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
     app.close()
-    print(json.dumps({"seconds": seconds, "rss_kib": _peak_rss_kib(),
+    print(json.dumps({"seconds": seconds, "rss_kib": rss, "workers": app.settings.batch_workers,
                       "outcomes": [s.outcome for s in summaries], "counts": [s.counts for s in summaries]}))
 
 
@@ -204,6 +290,13 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,40000,160000")
     parser.add_argument("--workers-per-dmfa", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--employers", default="all,1",
+                        help="comma-separated: the DmfAs spread over this many employers of the secretariat; "
+                             "'all': one employer per DmfA, all for one quarter (a secretariat's quarterly file); "
+                             "1: one employer, one quarter after the other (its items run one at a time)")
+    parser.add_argument("--batch-workers", default="",
+                        help="comma-separated DECLARATIONS_BATCH_WORKERS values to run (default: the engine's "
+                             "default, one per CPU)")
     parser.add_argument("--profile", metavar="DIR",
                         help="dump cProfile stats of each run to DIR/<size>-<backend>.prof (slower; not for figures)")
     parser.add_argument("--child", nargs=2, metavar=("HOME", "URL"), help=argparse.SUPPRESS)
@@ -226,46 +319,56 @@ def main() -> int:
             print(f"no PostgreSQL: {pgserver.last_error}", file=sys.stderr)
             backends.remove("postgresql")
     signer = signer_2001()
+    worker_counts = [w for w in args.batch_workers.split(",") if w] or [""]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for size in [int(s) for s in args.sizes.split(",")]:
-            source = work / f"bench-{size}.xml"
-            print(f"generating {size} workers...", file=sys.stderr)
             count = -(-size // args.workers_per_dmfa)
-            write_batch(source, batch_id=f"bench-{size}", item_count=count,
-                        items=dmfa_items(signer, size, args.workers_per_dmfa, prefix=f"b{size}"))
-            floor_s = min(floor(source) for _ in range(2))
-            floor1_s = min(floor(source, per_element=True) for _ in range(2))
-            for backend in backends:
-                home = work / f"home-{size}-{backend}"
-                keys.ensure_engine_key(home)
-                url = (f"sqlite:///{home / 'bench.db'}" if backend == "sqlite"
-                       else pg.create_database(pg.unique_name("bbench")))
-                app = App(Settings.from_env({"DECLARATIONS_HOME": str(home), "DECLARATIONS_DATABASE_URL": url}))
-                app.init()
-                directory.load(app.engine, (REPO / "fixtures" / "demo" / "directory.xml").read_bytes())
-                app.close()
-                put_file(home / "inbox", f"bench-{size}", source)
-                print(f"processing {size} workers on {backend}...", file=sys.stderr)
-                command = [sys.executable, __file__, "--child", str(home), url]
-                if args.profile:
-                    Path(args.profile).mkdir(parents=True, exist_ok=True)
-                    command += ["--child-profile", str(Path(args.profile) / f"{size}-{backend}.prof")]
-                out = subprocess.run(command, check=True, capture_output=True, text=True)
-                figures = json.loads(out.stdout.strip().splitlines()[-1])
-                rows.append((size, backend, count, source.stat().st_size, figures["seconds"], floor_s, floor1_s,
-                             figures["rss_kib"], figures["counts"]))
-            source.unlink()
+            for spread in args.employers.split(","):
+                employers = count if spread == "all" else int(spread)
+                source = work / f"bench-{size}.xml"
+                print(f"generating {size} workers, {employers} employer(s)...", file=sys.stderr)
+                write_batch(source, batch_id=f"bench-{size}", item_count=count,
+                            items=dmfa_items(signer, size, args.workers_per_dmfa, prefix=f"b{size}",
+                                             employers=employers))
+                floor_s = min(floor(source) for _ in range(2))
+                world = directory_with(secretariat_employers(employers))
+                for backend in backends:
+                    for batch_workers in worker_counts:
+                        home = work / f"home-{size}-{employers}-{backend}-{batch_workers}"
+                        keys.ensure_engine_key(home)
+                        url = (f"sqlite:///{home / 'bench.db'}" if backend == "sqlite"
+                               else pg.create_database(pg.unique_name("bbench")))
+                        app = App(Settings.from_env({"DECLARATIONS_HOME": str(home),
+                                                     "DECLARATIONS_DATABASE_URL": url}))
+                        app.init()
+                        directory.load(app.engine, world)
+                        app.close()
+                        put_file(home / "inbox", f"bench-{size}", source)
+                        print(f"processing {size} workers on {backend}...", file=sys.stderr)
+                        command = [sys.executable, __file__, "--child", str(home), url]
+                        if args.profile:
+                            Path(args.profile).mkdir(parents=True, exist_ok=True)
+                            command += ["--child-profile",
+                                        str(Path(args.profile) / f"{size}-{employers}-{backend}.prof")]
+                        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+                        if batch_workers:
+                            env["DECLARATIONS_BATCH_WORKERS"] = batch_workers
+                        out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+                        figures = json.loads(out.stdout.strip().splitlines()[-1])
+                        rows.append((size, employers, backend, figures["workers"], count, source.stat().st_size,
+                                     figures["seconds"], floor_s, figures["rss_kib"], figures["counts"]))
+                source.unlink()
     if pg is not None:
         pg.stop()
-    print("| workers | store | DmfAs | file (MB) | batch s | workers/s | floor s | floor workers/s | ratio "
-          "| session-1 floor s | ratio to it | peak RSS (MiB) | results |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for size, backend, count, nbytes, seconds, floor_s, floor1_s, rss, counts in rows:
-        print(f"| {size:,} | {backend} | {count} | {nbytes / 1e6:,.1f} | {seconds:,.1f} | {size / seconds:,.0f} | "
-              f"{floor_s:,.2f} | {size / floor_s:,.0f} | {seconds / floor_s:.1f}x | {floor1_s:,.2f} | "
-              f"{seconds / floor1_s:.1f}x | {rss / 1024:,.0f} | {counts} |")
+    print("| workers | employers | store | processes | DmfAs | file (MB) | batch s | workers/s | floor s "
+          "| floor workers/s | ratio | peak RSS, all processes (MiB) | results |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for size, employers, backend, processes, count, nbytes, seconds, floor_s, rss, counts in rows:
+        print(f"| {size:,} | {employers} | {backend} | {processes} | {count} | {nbytes / 1e6:,.1f} | {seconds:,.1f} "
+              f"| {size / seconds:,.0f} | {floor_s:,.2f} | {size / floor_s:,.0f} | {seconds / floor_s:.1f}x "
+              f"| {rss / 1024:,.0f} | {counts} |")
     return 0
 
 

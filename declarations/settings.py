@@ -31,6 +31,8 @@ class Settings:
     max_item_bytes: int = 256 * MiB
     max_batch_bytes: int = 4 * GiB
     fixed_now: dt.datetime | None = None
+    batch_workers: int = 1
+    batch_parallel_min_bytes: int = 4 * MiB
     _clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.timezone.utc), repr=False, compare=False)
 
     @property
@@ -60,6 +62,8 @@ class Settings:
             max_item_bytes=_size(env, "DECLARATIONS_MAX_ITEM_BYTES", 256 * MiB),
             max_batch_bytes=_size(env, "DECLARATIONS_MAX_BATCH_BYTES", 4 * GiB),
             fixed_now=_now(env.get("DECLARATIONS_NOW")),
+            batch_workers=_count(env, "DECLARATIONS_BATCH_WORKERS", os.cpu_count() or 1),
+            batch_parallel_min_bytes=_size(env, "DECLARATIONS_BATCH_PARALLEL_MIN_BYTES", 4 * MiB, zero=True),
         )
 
 
@@ -68,7 +72,7 @@ def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     return Path(value).resolve() if value else default
 
 
-def _size(env: Mapping[str, str], name: str, default: int) -> int:
+def _size(env: Mapping[str, str], name: str, default: int, *, zero: bool = False) -> int:
     value = env.get(name)
     if not value:
         return default
@@ -76,9 +80,18 @@ def _size(env: Mapping[str, str], name: str, default: int) -> int:
         size = int(value)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number of bytes, not {value!r}") from None
-    if size <= 0:
-        raise SettingsError(f"{name} must be positive, not {value!r}")
+    if size < 0 or (size == 0 and not zero):
+        raise SettingsError(f"{name} must be {'zero or ' if zero else ''}positive, not {value!r}")
     return size
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(f"{name} must be a whole number, 1 or more, not {value!r}")
+    return int(value)
 
 
 def _now(value: str | None) -> dt.datetime | None:

@@ -38,6 +38,7 @@ import socket
 import time
 import uuid
 import zlib
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Protocol
@@ -47,6 +48,7 @@ from sqlalchemy.exc import IntegrityError
 
 from declarations import ns
 from declarations.exceptions import InputRefused, MalformedXml
+from declarations.services.batch_items import BatchJob, LeaseLost, conflict_keys, items_runner, start_workers
 from declarations.store import batches
 from declarations.store.views import DirectoryReader
 from declarations.xmlio import batch_xml, parsing, schemas
@@ -66,10 +68,6 @@ class FileRefused(InputRefused):
     """A file-level refusal (B001-B007)."""
 
 
-class LeaseLost(Exception):
-    """Another process took the batch over: stop writing anything for it."""
-
-
 def name_problem(name: str) -> str | None:
     """Why NAME is not a batch name (channels.md: 1-100 of [A-Za-z0-9._-]), or None."""
     if not NAME.fullmatch(name):
@@ -83,7 +81,7 @@ def name_problem(name: str) -> str | None:
 class Summary:
     """One file taken (or seen) by one pass over the inbox."""
     file_name: str
-    outcome: str                    # DONE | FILE_REFUSED | RETRY | BUSY | BAD_NAME | GONE
+    outcome: str                    # DONE | FILE_REFUSED | RETRY | BUSY | BAD_NAME | GONE | INTERRUPTED
     file_sha256: str | None = None
     batch_id: str | None = None
     sender_id: str | None = None
@@ -297,6 +295,8 @@ class Inbox:
             _event("batch.retry", file=file_name, sha256=sha, batch_id=row.batch_id, sender_id=row.sender_id)
             return summary
         _crash_point("claimed")
+        workers = self._workers_for(size)
+        pool = start_workers(self.settings, workers) if workers > 1 else None
         try:
             if row.status == batches.RECEIVED:
                 header = _Header(row.batch_id, row.sender_id, row.item_count)
@@ -317,7 +317,7 @@ class Inbox:
             summary.batch_id, summary.sender_id, summary.items = header.batch_id, header.sender_id, header.item_count
             _event("batch.taken", file=file_name, sha256=sha, batch_id=header.batch_id, sender_id=header.sender_id,
                    items=header.item_count, resumed_at=row.items_done or None, owner=self.owner)
-            self._second_pass(row, archived, file_name, header, summary)
+            self._second_pass(row, archived, header, summary, pool, workers)
             result = self._result(row, header, file_name, sha)
             with self.app.engine.begin() as connection:
                 if not batches.mark_done(connection, row.id, self.owner):
@@ -330,6 +330,17 @@ class Inbox:
             summary.outcome = "BUSY"
             _event("batch.lease_lost", file=file_name, sha256=sha, owner=self.owner)
             return summary
+        except BrokenProcessPool as error:
+            # A worker process died (killed, out of memory): what committed stays; the claim is let go so
+            # that the next pass (this process's or another's) resumes the batch at once.
+            with self.app.engine.begin() as connection:
+                batches.release(connection, row.id, self.owner)
+            summary.outcome, summary.message = "INTERRUPTED", f"a worker process died: {error}"
+            _event("batch.interrupted", file=file_name, sha256=sha, message=summary.message, owner=self.owner)
+            return summary
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         summary.outcome = "DONE"
         summary.seconds = time.monotonic() - begin
         _event("batch.finished", file=file_name, sha256=sha, batch_id=header.batch_id, sender_id=header.sender_id,
@@ -457,38 +468,41 @@ class Inbox:
 
     # -- the second pass: each declaration through the pipeline ------------------
 
-    def _second_pass(self, row, archived: Path, file_name: str, header: _Header, summary: Summary) -> None:
+    def _second_pass(self, row, archived: Path, header: _Header, summary: Summary, pool, workers: int) -> None:
         with self.app.engine.connect() as connection:
-            done = batches.items_stored(connection, row.id)
+            prefix, committed = batches.positions_stored(connection, row.id)
         counts = {"ACCEPTED": 0, "ACCEPTED_WITH_WARNINGS": 0, "REFUSED": 0}
-        self.progress.started(summary, header.item_count, done)
-        ingest = self.app.ingest
-        max_item = self.settings.max_item_bytes
+        self.progress.started(summary, header.item_count, prefix + len(committed))
+        job = BatchJob(batch_pk=row.id, owner=self.owner, sender_id=header.sender_id, batch_id=header.batch_id,
+                       max_item_bytes=self.settings.max_item_bytes, lease_seconds=LEASE_SECONDS)
+        runner = items_runner(self.app, job, pool, workers)
+
+        def completed(outcomes):
+            for position, status in outcomes:
+                counts[status] = counts.get(status, 0) + 1
+                self.progress.advanced(status)
+                _crash_point(f"item:{position}")
+
         items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes)
         position = 0
         try:
             next(items)  # the header, checked in the first pass
             for element in items:
                 position += 1
-                if position <= done:
+                if position <= prefix or position in committed:
                     continue
                 data = etree.tostring(element, with_tail=False)
-
-                def record(connection, receipt, position=position):
-                    batches.add_item(connection, row.id, position, receipt.outcome.declaration_id)
-                    if not batches.heartbeat(connection, row.id, self.owner, time.time() + LEASE_SECONDS,
-                                             items_done=position):
-                        raise LeaseLost()
-
-                receipt = ingest.submit(data, channel="BATCH", element=element, max_bytes=max_item,
-                                        batch_sender_id=header.sender_id, batch_id=header.batch_id,
-                                        on_decided=record)
-                counts[receipt.outcome.status] = counts.get(receipt.outcome.status, 0) + 1
-                self.progress.advanced(receipt.outcome.status)
-                _crash_point(f"item:{position}")
+                completed(runner.submit(conflict_keys(element), position, data, element))
+            completed(runner.finish())
         finally:
+            runner.close()
             items.close()
         summary.counts = {k.lower(): v for k, v in counts.items()}
+
+    def _workers_for(self, size: int) -> int:
+        """Worker processes for a file of ``size`` bytes: starting them costs about a second of CPU, so a
+        small file is decided in this process (docs/batch.md "Parallel items")."""
+        return 1 if size < self.settings.batch_parallel_min_bytes else self.settings.batch_workers
 
     def _result(self, row, header: _Header, file_name: str, sha: str) -> Path:
         """The signed BatchResult, streamed into the archive (aside, fsync, rename) as <sha256>.result.xml."""

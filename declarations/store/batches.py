@@ -111,12 +111,18 @@ def _owned(batch_pk: int, owner: str):
 
 
 def heartbeat(connection: Connection, batch_pk: int, owner: str, lease_until: float,
-              items_done: int | None = None) -> bool:
-    """Extend the lease (and record progress); False when this owner lost the row."""
+              count_item: bool = False) -> bool:
+    """Extend the lease (``count_item``: and count one more item stored, in the item's transaction);
+    False when this owner lost the row."""
     values = dict(lease_until=lease_until)
-    if items_done is not None:
-        values["items_done"] = items_done
+    if count_item:
+        values["items_done"] = t.batch.c.items_done + 1
     return connection.execute(_owned(batch_pk, owner).values(**values)).rowcount == 1
+
+
+def release(connection: Connection, batch_pk: int, owner: str) -> bool:
+    """Let the claim go (the batch stays unfinished): the next claim resumes it at once."""
+    return connection.execute(_owned(batch_pk, owner).values(owner=None, lease_until=None)).rowcount == 1
 
 
 def mark_received(connection: Connection, batch_pk: int, owner: str, *, sender_id: str, batch_id: str,
@@ -148,9 +154,19 @@ def add_item(connection: Connection, batch_pk: int, position: int, declaration_i
                                                     declaration_id=declaration_id))
 
 
-def items_stored(connection: Connection, batch_pk: int) -> int:
-    return connection.execute(select(func.count()).select_from(t.batch_item)
-                              .where(t.batch_item.c.batch == batch_pk)).scalar_one()
+def positions_stored(connection: Connection, batch_pk: int) -> tuple[int, frozenset[int]]:
+    """The committed positions of a batch, as (n, others): positions 1..n all committed, and the
+    committed ones after n. Items decided on several processes commit out of file order, but only
+    within the few in flight at once: ``others`` stays small, however long the batch."""
+    prefix, others = 0, set()
+    rows = connection.execute(select(t.batch_item.c.position).where(t.batch_item.c.batch == batch_pk)
+                              .order_by(t.batch_item.c.position))
+    for (position,) in rows:
+        if position == prefix + 1 and not others:
+            prefix = position
+        else:
+            others.add(position)
+    return prefix, frozenset(others)
 
 
 def status_counts(engine: Engine, batch_pk: int) -> dict[str, int]:

@@ -88,6 +88,35 @@ def test_killed_at_any_point_the_batch_is_finished_once_on_restart(tmp_path, eng
     assert not [p for p in (home / "outbox").iterdir() if p.name.startswith(".")]  # no half-written file left
 
 
+@pytest.mark.parametrize("point", ["item:2", "item:7", "worker-item:3"])
+def test_killed_with_worker_processes_the_batch_is_finished_once_on_restart(tmp_path, engine_home, items, point):
+    """Items decided on two worker processes commit out of file order; the batch process killed (its
+    workers die with it), or one worker killed, then a restart: each item stored once."""
+    env = world(tmp_path, engine_home, f"sqlite:///{tmp_path / 'store.db'}")
+    env.update(DECLARATIONS_BATCH_WORKERS="2", DECLARATIONS_BATCH_PARALLEL_MIN_BYTES="0")
+    other = [gen.signer_2001().sign(samples.dimona(
+        "In", message_id=f"crash-b{n}", sender_id="2001", noss="009988768", INSS=inss,
+        StartingDate=samples.dt.date(2025, 11, 15), JointCommissionNbr="302", WorkerType="OTH"))
+        for n, inss in enumerate(samples.inss_series(12)[9:])]
+    mixed = [items[0], other[0], items[1], other[1], items[2], items[3], other[2], items[4], items[5]]
+    source = tmp_path / "q4.xml"
+    source.write_bytes(gen.batch_bytes(batch_id="B-crash", items=mixed))
+    assert cli(env, "batch", "put", str(source)).returncode == 0
+    killed = cli(env, "batch", "run", extra={"DECLARATIONS_BATCH_CRASH_AT": point})
+    if point.startswith("worker"):  # the batch process lives on and says so
+        assert killed.returncode == 1 and b"q4.xml: interrupted (a worker process died" in killed.stderr, killed.stderr
+    else:
+        assert killed.returncode == -9, killed.stderr
+    again = cli(env, "batch", "run")
+    assert again.returncode == 0, again.stderr
+    assert count(env, t.declaration) == 9 and count(env, t.batch_item) == 9
+    home = Path(env["DECLARATIONS_HOME"])
+    result = batch_xml.read_answer(parsing.parse((home / "outbox" / "q4.result.xml").read_bytes()))
+    assert [r.findtext(f"{{{ns.RESULT}}}MessageId") for r in result["results"]] == \
+        ["crash-0", "crash-b0", "crash-1", "crash-b1", "crash-2", "crash-unsigned", "crash-b2", "crash-4", "crash-5"]
+    assert (result["accepted"], result["refused"]) == (7, 2)
+
+
 @pytest.mark.postgres
 def test_two_processes_share_the_inbox_each_file_taken_once(tmp_path, engine_home, postgres_server, items):
     url = postgres_server.create_database(postgres_server.unique_name("batch2p"))

@@ -2,7 +2,7 @@
 
 ``run`` takes what is in the inbox now, then stops: exit 0 when every file
 was taken, 1 when any file was refused (FILE_REFUSED, or a NAME that is not
-a batch name). A rich progress bar on standard error (items done, items/s,
+a batch name) or interrupted (a worker process died: the next run resumes it). A rich progress bar on standard error (items done, items/s,
 anomalies so far) when it is a terminal; one summary line per file always,
 and one JSON log line per batch taken and finished.
 """
@@ -83,6 +83,8 @@ def summary_line(s) -> str:
         return f"{s.file_name}: not taken: {s.message} (renamed to .go.refused)"
     if s.outcome == "BUSY":
         return f"{s.file_name}: being processed by another process"
+    if s.outcome == "INTERRUPTED":
+        return f"{s.file_name}: interrupted ({s.message}); the next run finishes it"
     return f"{s.file_name}: gone before it could be taken (another process took it)"
 
 
@@ -112,7 +114,7 @@ def cmd_batch(app, args) -> int:
         say(summary_line(s))
     if not summaries:
         say(f"nothing to take in {app.settings.inbox}")
-    return 1 if any(s.refused for s in summaries) else 0
+    return 1 if any(s.refused or s.outcome == "INTERRUPTED" for s in summaries) else 0
 
 
 def register(subparsers) -> None:

@@ -1,0 +1,102 @@
+"""A batch decided on worker processes (docs/batch.md "Parallel items"), on SQLite and PostgreSQL: every
+item gets the outcome it gets in file order in one process, whatever order the workers commit in."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from declarations import ns, samples
+from declarations.bootstrap import App
+from declarations.services.batch import process_inbox_once
+from declarations.store import batches
+from declarations.store import tables as t
+from declarations.xmlio import batch_xml, parsing
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import batch as gen  # noqa: E402
+
+A = dict(sender_id="2001", noss="555123433", enterprise_nbr="0876920184")   # all kinds by 2001
+B = dict(sender_id="2001", noss="009988768", enterprise_nbr="1234567894")   # Dimona only by 2001
+DAY = dt.date(2025, 11, 15)
+
+
+def items(signer) -> tuple[list, list[tuple[str, list[str]]]]:
+    """A mixed batch whose items depend on earlier ones, and each item's outcome in file order."""
+    w = samples.inss_series(6)
+    q3 = dt.date(2025, 7, 1)
+    dmfa = lambda message_id: samples.dmfa(  # noqa: E731
+        message_id=message_id, **A, quarter="20253",
+        workers=[samples.worker(w[0], sequence=1, occupations=[samples.occupation(start=q3, jc="302")])])
+    dimona = lambda message_id, who, inss, **values: samples.dimona(  # noqa: E731
+        "In", message_id=message_id, **who, INSS=inss, StartingDate=values.pop("start", DAY),
+        JointCommissionNbr="302", WorkerType=values.pop("type", "OTH"), **values)
+    plan = [
+        (dimona("p-1", A, w[0]), ("ACCEPTED", [])),
+        (dimona("p-2", B, w[1]), ("ACCEPTED", [])),
+        (dmfa("p-3"), ("ACCEPTED_WITH_WARNINGS", ["M010"])),      # w0's Dimona starts after the quarter
+        (dimona("p-4", B, w[2], type="STU", EndingDate=DAY + dt.timedelta(days=10), PlannedHoursNbr=400),
+         ("ACCEPTED", [])),                                         # a student: runs alone
+        (dimona("p-5", A, w[0], start=DAY + dt.timedelta(days=3)), ("REFUSED", ["D002"])),  # overlaps p-1
+        (dimona("p-6", B, w[3][:-2] + f"{(int(w[3][-2:]) + 1) % 100:02d}"), ("REFUSED", ["C001"])),
+        (dmfa("p-7"), ("REFUSED", ["M002", "M010"])),               # p-3 is already the current one
+        (dimona("p-2", A, w[4]), ("REFUSED", ["C006"])),            # p-2's MessageId, other content
+        (dimona("p-9", A, w[2], type="STU", start=DAY + dt.timedelta(days=20), EndingDate=DAY + dt.timedelta(days=25),
+                PlannedHoursNbr=300), ("ACCEPTED_WITH_WARNINGS", ["D008"])),  # 700 h with p-4's, at B
+        (dimona("p-10", A, w[5]), ("ACCEPTED", [])),
+    ]
+    signed = [signer.sign(element) for element, _ in plan]
+    signed[9] = plan[9][0]  # unsigned: S001, reserves no message key
+    expected = [outcome for _, outcome in plan]
+    expected[9] = ("REFUSED", ["S001"])
+    return signed, expected
+
+
+@pytest.fixture
+def box(app, tmp_path, request):
+    """The engine with its own folders; ``request.param`` worker processes, for any file size."""
+    settings = dataclasses.replace(app.settings, inbox=tmp_path / "inbox", outbox=tmp_path / "outbox",
+                                   archive=tmp_path / "archive", batch_workers=request.param,
+                                   batch_parallel_min_bytes=0)
+    application = App(settings)
+    yield application
+    application.close()
+
+
+@pytest.mark.parametrize("box", [1, 2], indirect=True, ids=["in-process", "two-workers"])
+def test_each_item_gets_its_file_order_outcome(box):
+    signed, expected = items(gen.signer_2001())
+    gen.put(box.settings.inbox, "mixed", gen.batch_bytes(batch_id="B-mixed", items=signed))
+    [summary] = process_inbox_once(box)
+    assert summary.outcome == "DONE", summary
+    answer = batch_xml.read_answer(parsing.parse((box.settings.outbox / "mixed.result.xml").read_bytes()))
+    got = [(r.findtext(f"{{{ns.RESULT}}}Status"),
+            sorted({a.findtext(f"{{{ns.RESULT}}}Code") for a in r.iterfind(f"{{{ns.RESULT}}}Anomaly")}))
+           for r in answer["results"]]
+    assert got == expected
+    assert [r.findtext(f"{{{ns.RESULT}}}MessageId") for r in answer["results"]] == \
+        ["p-1", "p-2", "p-3", "p-4", "p-5", "p-6", "p-7", "p-2", "p-9", "p-10"]
+    with box.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(t.batch_item)).scalar_one() == 10
+        assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 10
+        assert c.execute(select(t.batch.c.items_done)).scalar_one() == 10
+        assert c.execute(select(func.count()).select_from(t.dmfa)).scalar_one() == 1
+
+
+def test_positions_stored_out_of_order(app):
+    """After a crash with items in flight, the committed positions need not be a prefix."""
+    with app.engine.begin() as c:
+        batch_pk = c.execute(t.batch.insert().values(file_sha256="f" * 64, file_name="x.xml", status="RECEIVED",
+                                                     items_done=0).returning(t.batch.c.id)).scalar_one()
+        declaration = c.execute(t.declaration.insert().values(
+            received_at=dt.datetime(2025, 11, 15, tzinfo=dt.timezone.utc), channel="BATCH", original=b"<x/>",
+            status="REFUSED", result=b"<r/>").returning(t.declaration.c.id)).scalar_one()
+        assert batches.positions_stored(c, batch_pk) == (0, frozenset())
+        for position in (1, 2, 3, 5, 7):
+            batches.add_item(c, batch_pk, position, declaration)
+        assert batches.positions_stored(c, batch_pk) == (3, frozenset({5, 7}))
