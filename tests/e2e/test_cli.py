@@ -124,6 +124,8 @@ def test_a_bad_directory_is_refused_whole(home, tmp_path):
     (("submit", "/nonexistent.xml"), {}),
     (("submit", "x.xml"), {"DECLARATIONS_MAX_MESSAGE_BYTES": "lots"}),
     (("submit", "x.xml"), {"DECLARATIONS_NOW": "2025-11-15T10:00:00"}),
+    (("batch", "run"), {"DECLARATIONS_BATCH_WORKERS": "0"}),
+    (("batch", "run"), {"DECLARATIONS_BATCH_PARALLEL_MIN_BYTES": "-1"}),
     (("frobnicate",), {}),
 ])
 def test_usage_errors_exit_2_and_say_why(home, args, env):
