@@ -95,6 +95,43 @@ def directory_with(employers: list[tuple[str, str]]) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+def employer_workers(per_dmfa: int, employers: int) -> list[list[str]]:
+    """The INSS of each employer's workers, as ``dmfa_items`` declares them."""
+    people = samples.inss_series(per_dmfa * employers)
+    return [people[e * per_dmfa:(e + 1) * per_dmfa] for e in range(employers)]
+
+
+def cover_with_dimona(engine, employers: list[tuple[str, str]], workers: list[list[str]]) -> int:
+    """Give every worker an open Dimona period (PROD, since 1980) at its employer, as the law wants
+    before a DmfA declares them (else each gets an M010 warning). Written straight into the store (one
+    placeholder declaration per employer): setup, not measured. Returns the number of periods."""
+    from sqlalchemy import text
+    from declarations.store import tables as t
+    since = dt.date(1980, 1, 1)  # before the oldest quarter a one-employer file goes back to
+    period_id = 0
+    with engine.begin() as connection:
+        connection.execute(t.person.insert(), [{"inss": i} for people in workers for i in people])
+        for (noss, _enterprise), people in zip(employers, workers):
+            declaration = connection.execute(t.declaration.insert().values(
+                received_at=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc), channel="CLI", kind="DIMONA",
+                sender_id="2001", environment="PROD", status="ACCEPTED", original=b"<bench/>", result=b"<bench/>",
+            ).returning(t.declaration.c.id)).scalar_one()
+            first = period_id + 1
+            period_id += len(people)
+            ids = range(first, period_id + 1)
+            connection.execute(t.employment_period.insert(), [dict(
+                period_id=p, scope="PROD", employer_noss=noss, inss=inss, worker_type="OTH", starting_date=since,
+                ending_date=None, joint_commission="302", planned_hours=None, cancelled=False, version=1)
+                for p, inss in zip(ids, people)])
+            connection.execute(t.employment_period_version.insert(), [dict(
+                period_id=p, version=1, declaration_id=declaration, action="IN", starting_date=since,
+                ending_date=None, joint_commission="302", planned_hours=None, cancelled=False) for p in ids])
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT setval(pg_get_serial_sequence('employment_period', 'period_id'), "
+                                    ":last)"), {"last": period_id})
+    return period_id
+
+
 def dmfa_items(signer, workers: int, per_dmfa: int, *, prefix: str = "bdmfa", invalid_every: int = 0,
                sender_id: str = "2001", employers: int = 1) -> Iterator[etree._Element]:
     """Signed DmfAs totalling ``workers`` workers, ``per_dmfa`` each. DmfA i is employer i % ``employers``'s
@@ -104,7 +141,7 @@ def dmfa_items(signer, workers: int, per_dmfa: int, *, prefix: str = "bdmfa", in
     ``invalid_every``: every n-th DmfA carries a wrong INSS (refused, C001)."""
     count = -(-workers // per_dmfa)
     owners = secretariat_employers(employers)
-    people = samples.inss_series(per_dmfa * employers)
+    staff = employer_workers(per_dmfa, employers)
     back = quarters(-(-count // employers))
     for i in range(count):
         e = i % employers
@@ -112,7 +149,7 @@ def dmfa_items(signer, workers: int, per_dmfa: int, *, prefix: str = "bdmfa", in
         size = min(per_dmfa, workers - i * per_dmfa)
         year, number = int(quarter[:4]), int(quarter[4])
         start = dt.date(year, 3 * number - 2, 1)
-        inss = list(people[e * per_dmfa:e * per_dmfa + size])
+        inss = list(staff[e][:size])
         if invalid_every and (i + 1) % invalid_every == 0:
             inss[0] = inss[0][:-2] + f"{(int(inss[0][-2:]) + 1) % 100:02d}"
         noss, enterprise = owners[e]
@@ -282,6 +319,7 @@ def _child(home: str, url: str, profile: str | None = None) -> None:
         profiler.dump_stats(profile)
     app.close()
     print(json.dumps({"seconds": seconds, "rss_kib": rss, "workers": app.settings.batch_workers,
+                      "parallel_min_bytes": app.settings.batch_parallel_min_bytes,
                       "outcomes": [s.outcome for s in summaries], "counts": [s.counts for s in summaries]}))
 
 
@@ -294,6 +332,10 @@ def main() -> int:
                         help="comma-separated: the DmfAs spread over this many employers of the secretariat; "
                              "'all': one employer per DmfA, all for one quarter (a secretariat's quarterly file); "
                              "1: one employer, one quarter after the other (its items run one at a time)")
+    parser.add_argument("--dimona", default="covered", choices=["covered", "none"],
+                        help="covered: every worker has a Dimona period at its employer (as the law wants); "
+                             "none: no Dimona, so each worker gets an M010 warning (the answer carries one "
+                             "anomaly per worker)")
     parser.add_argument("--batch-workers", default="",
                         help="comma-separated DECLARATIONS_BATCH_WORKERS values to run (default: the engine's "
                              "default, one per CPU)")
@@ -344,6 +386,9 @@ def main() -> int:
                                                      "DECLARATIONS_DATABASE_URL": url}))
                         app.init()
                         directory.load(app.engine, world)
+                        if args.dimona == "covered":
+                            cover_with_dimona(app.engine, secretariat_employers(employers),
+                                              employer_workers(args.workers_per_dmfa, employers))
                         app.close()
                         put_file(home / "inbox", f"bench-{size}", source)
                         print(f"processing {size} workers on {backend}...", file=sys.stderr)
@@ -357,7 +402,9 @@ def main() -> int:
                             env["DECLARATIONS_BATCH_WORKERS"] = batch_workers
                         out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
                         figures = json.loads(out.stdout.strip().splitlines()[-1])
-                        rows.append((size, employers, backend, figures["workers"], count, source.stat().st_size,
+                        nbytes = source.stat().st_size
+                        processes = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
+                        rows.append((size, employers, backend, processes, count, nbytes,
                                      figures["seconds"], floor_s, figures["rss_kib"], figures["counts"]))
                 source.unlink()
     if pg is not None:
