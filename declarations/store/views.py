@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable
@@ -27,6 +28,12 @@ def visible_scopes(scope: str) -> tuple[str, ...]:
 def _period(row) -> StoredPeriod:
     return StoredPeriod(row.period_id, row.employer_noss, row.inss, row.starting_date, row.ending_date,
                         row.joint_commission, row.worker_type, row.planned_hours, row.cancelled, row.version)
+
+
+_PERIODS_OF_SQLITE = (
+    "SELECT period_id, employer_noss, inss, starting_date, ending_date, joint_commission, worker_type, "
+    "planned_hours, cancelled, version FROM employment_period "
+    "WHERE employer_noss = ? AND inss IN (SELECT value FROM json_each(?)) AND cancelled = 0 AND scope IN (?, ?)")
 
 
 class StoredView:
@@ -54,6 +61,17 @@ class StoredView:
             for row in rows:
                 period = _period_at(row, 0)
                 found[period.inss].append(period)
+            return found
+        if self.connection.dialect.name == "sqlite":
+            # The same: the workers as one JSON array parameter (json_each), on the driver's cursor; dates
+            # come back as the ISO text SQLAlchemy's Date type stores on SQLite.
+            rows = self.connection.exec_driver_sql(_PERIODS_OF_SQLITE, (
+                employer, json.dumps(inss_list), self.scopes[0], self.scopes[-1]))
+            day = dt.date.fromisoformat
+            for (period_id, noss, inss, starting, ending, commission, worker_type, hours, cancelled,
+                 version) in rows:
+                found[inss].append(StoredPeriod(period_id, noss, inss, day(starting), ending and day(ending),
+                                                commission, worker_type, hours, bool(cancelled), version))
             return found
         for chunk_start in range(0, len(inss_list), 500):
             chunk = inss_list[chunk_start:chunk_start + 500]
