@@ -296,7 +296,7 @@ class Inbox:
             return summary
         _crash_point("claimed")
         workers = self._workers_for(size)
-        pool = start_workers(self.settings, workers) if workers > 1 else None
+        pool = start_workers(self.app, workers) if workers > 1 else None
         try:
             if row.status == batches.RECEIVED:
                 header = _Header(row.batch_id, row.sender_id, row.item_count)
