@@ -15,6 +15,7 @@ from lxml import etree
 from declarations import ns
 from declarations.domain import model as m
 from declarations.domain.scenarios import BY_ELEMENT
+from declarations.xmlio.parsing import parse
 
 
 # XSD 1.0 collapses whitespace around dates, date-times, integers and booleans
@@ -154,7 +155,7 @@ def _persons_text(root: etree._Element) -> str:
     transform = getattr(_THREAD, "persons_xslt", None)
     if transform is None:
         transform = _THREAD.persons_xslt = etree.XSLT(
-            etree.fromstring(_PERSONS_XSLT), access_control=etree.XSLTAccessControl.DENY_ALL)
+            parse(_PERSONS_XSLT), access_control=etree.XSLTAccessControl.DENY_ALL)
     return str(transform(root))
 
 
