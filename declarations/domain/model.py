@@ -8,8 +8,8 @@ covered. Every value that a rule may point at keeps its Location.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Union
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Callable, Union
 
 from declarations.domain.scenarios import Scenario
 
@@ -111,7 +111,10 @@ class Quarter:
         return nxt.first_day - dt.timedelta(days=1)
 
 
-@dataclass(frozen=True)
+# The classes a DmfA holds thousands of are slotted: smaller, and positional_builder (below) can
+# set their slots directly. (On Python 3.11 a frozen, slotted dataclass refuses a new attribute
+# with TypeError rather than FrozenInstanceError; fields are refused as before.)
+@dataclass(frozen=True, slots=True)
 class Service:
     code: str
     days: int
@@ -119,14 +122,14 @@ class Service:
     location: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Remun:
     code: str
     amount: int
     location: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Occupation:
     sequence: int
     starting_date: dt.date
@@ -140,7 +143,7 @@ class Occupation:
     location: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Contribution:
     code: str
     base: int
@@ -148,7 +151,7 @@ class Contribution:
     location: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkerRecord:
     worker_code: str
     occupations: tuple[Occupation, ...]
@@ -156,7 +159,7 @@ class WorkerRecord:
     location: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NaturalPerson:
     sequence: int
     inss: str
@@ -175,6 +178,31 @@ class DmfA:
     persons: tuple[NaturalPerson, ...]
     kind = "DMFA"
     location = "/DmfA"
+
+
+def positional_builder(cls: type) -> Callable[..., Any]:
+    """A constructor for the frozen, slotted dataclass ``cls`` that takes its fields by position.
+
+    The same object as ``cls(*values)``; for the decoder, which builds ~7,000 of the DmfA classes
+    above per DmfA of 1,000 workers. A frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (its own ``__setattr__`` refuses); setting the slots directly costs
+    about half (295 vs 530 ns for a Service; ~2 ms less per DmfA of 1,000 workers). Written out
+    per class, as dataclasses writes ``__init__``: a loop over the fields would cost what it
+    saves. Only for classes without defaults or ``__post_init__``, which ``__init__`` would
+    apply and this does not.
+    """
+    names = [f.name for f in fields(cls)]
+    if getattr(cls, "__slots__", None) != tuple(names) or hasattr(cls, "__post_init__") \
+            or any(f.default is not MISSING or f.default_factory is not MISSING for f in fields(cls)):
+        raise TypeError(f"{cls.__name__}: positional_builder needs slots, no defaults, no __post_init__")
+    body = "".join(f"    set_{name}(obj, {name})\n" for name in names)
+    source = f"def build({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n"
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    scope.update({f"set_{name}": getattr(cls, name).__set__ for name in names})
+    exec(source, scope)  # noqa: S102 (our own field names, as dataclasses does for __init__)
+    build = scope["build"]
+    build.__qualname__ = f"positional_builder.<{cls.__name__}>"
+    return build
 
 
 # --- Social risk ----------------------------------------------------------
