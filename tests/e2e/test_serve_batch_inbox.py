@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from declarations.channels.soap.harness import Server
 from declarations.xmlio import parsing, signature
 
@@ -17,10 +19,13 @@ import batch as gen  # noqa: E402
 R = "{urn:declarations:result:v1}"
 
 
-def test_a_running_server_takes_a_batch_from_the_inbox(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"], ids=["in-process", "two-workers"])
+def test_a_running_server_takes_a_batch_from_the_inbox(tmp_path, workers):
     home = tmp_path / "home"
     home.mkdir()
-    with Server(home, now="2025-11-15T10:00:00+01:00", extra_env={"DECLARATIONS_INBOX_POLL_SECONDS": "0.2"}):
+    env = {"DECLARATIONS_INBOX_POLL_SECONDS": "0.2", "DECLARATIONS_BATCH_WORKERS": workers,
+           "DECLARATIONS_BATCH_PARALLEL_MIN_BYTES": "0"}
+    with Server(home, now="2025-11-15T10:00:00+01:00", extra_env=env):
         items = gen.dimona_items(gen.signer_2001(), 3, prefix="serve", bad=[1])
         gen.put(home / "inbox", "secretariat-1", gen.batch_bytes(batch_id="serve-1", items=items))
         result_path = home / "outbox" / "secretariat-1.result.xml"
