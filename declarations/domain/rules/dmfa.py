@@ -78,13 +78,14 @@ def check(dmfa: DmfA, ctx: RuleContext) -> Iterator[Anomaly]:
                                 f"{allowed} that {calendar_days} calendar days in a "
                                 f"{occupation.working_days_system / 100:g}-day week allow",
                                 f"{occupation.location}/Service[1]/ServiceNbrDays"))
-                    # M010; most workers of a first DmfA have no period at all: no generator for them.
-                    if mine is not None and (not mine or not any(
-                            (p.ending_date is None or start <= p.ending_date) and p.starting_date <= end
-                            for p in mine)):
-                        uncovered.append(anomaly(
-                            "M010", f"no Dimona period of this employer for worker {person.inss} covers the "
-                            f"occupation's days from {start} to {end}", occupation.location))
+                    if mine is not None:  # M010 (a plain loop: a generator per occupation cost more)
+                        for p in mine:
+                            if (p.ending_date is None or start <= p.ending_date) and p.starting_date <= end:
+                                break
+                        else:
+                            uncovered.append(anomaly(
+                                "M010", f"no Dimona period of this employer for worker {person.inss} covers "
+                                f"the occupation's days from {start} to {end}", occupation.location))
                 for r in occupation.remuns:
                     if r.code in BASE_REMUN_CODES:
                         remun += r.amount
