@@ -358,9 +358,10 @@ def _dmfa_values(dmfa: DmfA, declaration_id: int, *, iso_dates: bool) -> list[li
     return [persons, records, occupations, services, remuns, contributions]
 
 
-# Rows per multi-row INSERT on SQLite: within the bound-parameter limit (32,766 since SQLite 3.32, 999
-# before; read from the connection), and short enough statements.
-_SQLITE_ROWS_PER_INSERT = 500
+# Rows per multi-row INSERT on SQLite at most: one statement per table for a DmfA of a few thousand workers
+# (as many statements as executemany took), fewer where the connection's limits (bound parameters: 32,766
+# since SQLite 3.32, 999 before; statement length) say so.
+_SQLITE_ROWS_PER_INSERT = 5000
 
 
 def _insert_sqlite(connection: Connection, tables: list[list]) -> None:
@@ -372,14 +373,16 @@ def _insert_rows_sqlite(connection: Connection, head: str, columns: tuple[str, .
     """``values`` (rows of ``columns``, one flat list) in multi-row INSERTs: ``head`` (COLUMNS) VALUES (...), ..."""
     if not values:
         return
-    limit = connection.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    driver = connection.connection.driver_connection
     width = len(columns)
-    row = "(" + ", ".join("?" * width) + ")"
+    row = "(" + ",".join("?" * width) + ")"
     head = f"{head} ({', '.join(columns)}) VALUES "
-    step = max(1, min(_SQLITE_ROWS_PER_INSERT, limit // width)) * width
+    per = min(_SQLITE_ROWS_PER_INSERT, driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width,
+              (driver.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH) - len(head)) // (len(row) + 1))
+    step = max(1, per) * width
     for start in range(0, len(values), step):
         chunk = tuple(values[start:start + step])
-        connection.exec_driver_sql(head + ", ".join([row] * (len(chunk) // width)), chunk)
+        connection.exec_driver_sql(head + ",".join([row] * (len(chunk) // width)), chunk)
 
 
 def _copy_pg(connection: Connection, dmfa: DmfA, declaration_id: int) -> None:

@@ -201,15 +201,17 @@ def test_an_empty_inss_is_a_person_as_before(app):
     _compare(app, dmfa_for)
 
 
-def test_sqlite_statements_stay_within_the_bound_parameter_limit(app):
-    """An SQLite built with a low limit of bound parameters (999 before 3.32): smaller multi-row INSERTs."""
+@pytest.mark.parametrize("limit, value", [(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 25),  # 2 occupation rows
+                                          (sqlite3.SQLITE_LIMIT_SQL_LENGTH, 700)])      # ~20 person rows
+def test_sqlite_statements_stay_within_the_connection_limits(app, limit, value):
+    """An SQLite built with lower limits (999 bound parameters before 3.32): smaller multi-row INSERTs."""
     if not is_sqlite(app.engine):
         pytest.skip("SQLite only")
     with app.engine.begin() as connection:
         driver = connection.connection.driver_connection
-        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 25)  # two occupation rows, 25 persons
+        before = driver.getlimit(limit)
+        driver.setlimit(limit, value)
         try:
             _compare_on(connection, lambda before: _dmfa(60))
         finally:
-            driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+            driver.setlimit(limit, before)
