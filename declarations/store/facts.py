@@ -433,9 +433,10 @@ def _copy_pg(connection: Connection, dmfa: DmfA, declaration_id: int) -> None:
             columns = _DMFA_COLUMNS[table.name]
             data = "".join(lines)
             # Exactly one tab between the values and one line feed after each row, and no backslash but
-            # those of the NULLs written (a value holding "\\N" would otherwise read as NULL).
+            # those of the NULLs written (a value holding "\\N" would otherwise read as NULL); no CR; no NUL
+            # (which write_row refuses with its own error).
             plain = (data.count("\t") == len(lines) * (len(columns) - 1) and data.count("\n") == len(lines)
-                     and data.count("\\") == nulls[n] and "\r" not in data)
+                     and data.count("\\") == nulls[n] and "\r" not in data and "\x00" not in data)
             with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
                 if plain:
                     copy.write(data)

@@ -91,7 +91,7 @@ def _ensure_dmfa_persons(connection: Connection, inss_list: list[str]) -> None:
 # --- DmfAs ---------------------------------------------------------------------------------------------------
 
 def _dmfa(workers: int, *, declaration_type: str = "ORIGINAL", replaces: int | None = None, prefix: str = "9",
-          odd_text: str | None = None) -> DmfA:
+          odd_text: str | None = None, odd_inss: bool = True) -> DmfA:
     people = [f"{prefix}{n:010d}" for n in range(workers)]
     dmfa = decode(samples.dmfa(
         message_id="m", sender_id="1001", noss=EMPLOYER, quarter="20253", declaration_type=declaration_type,
@@ -124,7 +124,8 @@ def _dmfa(workers: int, *, declaration_type: str = "ORIGINAL", replaces: int | N
         rec = dataclasses.replace(rec, worker_code=odd_text, occupations=(occ,) + rec.occupations[1:],
                                   contributions=tuple(dataclasses.replace(c, code=odd_text)
                                                       for c in rec.contributions))
-        persons[1] = dataclasses.replace(second, inss=(odd_text + "12345678901")[:11], worker_records=(rec,))
+        inss = (odd_text + "12345678901")[:11] if odd_inss else second.inss
+        persons[1] = dataclasses.replace(second, inss=inss, worker_records=(rec,))
     return dataclasses.replace(dmfa, persons=tuple(persons))
 
 
@@ -215,3 +216,23 @@ def test_sqlite_statements_stay_within_the_connection_limits(app, limit, value):
             _compare_on(connection, lambda before: _dmfa(60))
         finally:
             driver.setlimit(limit, before)
+
+
+@pytest.mark.parametrize("odd_inss", [False, True])
+def test_a_nul_fails_or_is_stored_as_before(app, odd_inss):
+    """PostgreSQL refuses a NUL in text (psycopg before sending, for the INSS; for the codes, write_row as
+    before): the same error either way; SQLite stores it, the same rows either way."""
+    outcomes = []
+    for store in (facts.store_dmfa, oracle_store_dmfa):
+        with app.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                declaration_id = _declaration(connection)
+                store(connection, _dmfa(4, odd_text="a\x00", odd_inss=odd_inss), declaration_id, "PROD")
+                outcomes.append(_stored(connection, declaration_id, None))
+            except Exception as exc:  # noqa: BLE001 - the oracle's own error is the expectation
+                outcomes.append(type(exc))
+            finally:
+                transaction.rollback()
+    assert outcomes[0] == outcomes[1]
+    assert isinstance(outcomes[0], dict) == is_sqlite(app.engine)
