@@ -89,10 +89,9 @@ def check(dmfa: DmfA, ctx: RuleContext) -> Iterator[Anomaly]:
                 for r in occupation.remuns:
                     if r.code in BASE_REMUN_CODES:
                         remun += r.amount
-            if record.contributions:
-                found.extend(_contributions(record, remun))
-                for contribution in record.contributions:
-                    total += contribution.amount
+            found.extend(_contributions(record, remun))
+            for contribution in record.contributions:
+                total += contribution.amount
     yield from found
     if dmfa.net_owed_amount != total:
         yield anomaly("M008", f"NetOwedAmount {dmfa.net_owed_amount} is not the sum of the contributions ({total})",
@@ -140,7 +139,7 @@ def _duplicates(dmfa: DmfA) -> Iterator[Anomaly]:
                 continue
             reported: set[int] = set()
             for occupation in occupations:
-                if occupation.sequence in reported:  # (it was counted twice: reported once already)
+                if occupation.sequence in reported:  # seen before in this record
                     yield anomaly("M011", f"OccupationSequenceNbr {occupation.sequence} occurs twice in one "
                                   "WorkerRecord", f"{occupation.location}/OccupationSequenceNbr")
                 reported.add(occupation.sequence)
