@@ -310,15 +310,20 @@ def _child(home: str, url: str, profile: str | None = None) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     peak = _TreePeak()
+    before = os.times()
     begin = time.perf_counter()
     summaries = process_inbox_once(app)
     seconds = time.perf_counter() - begin
     rss = peak.stop()
+    after = os.times()
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
     app.close()
     print(json.dumps({"seconds": seconds, "rss_kib": rss, "workers": app.settings.batch_workers,
+                      "cpu_self": after.user + after.system - before.user - before.system,
+                      "cpu_workers": after.children_user + after.children_system - before.children_user
+                      - before.children_system,
                       "parallel_min_bytes": app.settings.batch_parallel_min_bytes,
                       "outcomes": [s.outcome for s in summaries], "counts": [s.counts for s in summaries]}))
 
@@ -406,6 +411,9 @@ def main() -> int:
                         processes = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
                         rows.append((size, employers, backend, processes, count, nbytes,
                                      figures["seconds"], floor_s, figures["rss_kib"], figures["counts"]))
+                        print(f"  {size:,} workers, {employers} employer(s), {backend}, {processes} process(es): "
+                              f"CPU per 1,000 workers: batch process {figures['cpu_self'] * 1e6 / size:.1f} ms, "
+                              f"workers {figures['cpu_workers'] * 1e6 / size:.1f} ms", file=sys.stderr)
                 source.unlink()
     if pg is not None:
         pg.stop()
