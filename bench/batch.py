@@ -358,13 +358,8 @@ def main() -> int:
     from declarations.xmlio import keys
 
     backends = args.backends.split(",")
-    pg = None
-    if "postgresql" in backends:
-        import pgserver
-        pg = pgserver.start_postgres()
-        if pg is None:
-            print(f"no PostgreSQL: {pgserver.last_error}", file=sys.stderr)
-            backends.remove("postgresql")
+    import pgserver
+    pg = pgserver.start_for(backends)
     signer = signer_2001()
     worker_counts = [w for w in args.batch_workers.split(",") if w] or [""]
     rows = []

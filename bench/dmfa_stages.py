@@ -68,13 +68,8 @@ def main() -> int:
     args = parser.parse_args()
     dmfa = examine(samples.to_bytes(next(batch.dmfa_items(batch.signer_2001(), 1000, 1000))), max_bytes=0).declaration
     backends = args.backends.split(",")
-    pg = None
-    if "postgresql" in backends:
-        import pgserver
-        pg = pgserver.start_postgres()
-        if pg is None:
-            print(f"no PostgreSQL: {pgserver.last_error}", file=sys.stderr)
-            backends.remove("postgresql")
+    import pgserver
+    pg = pgserver.start_for(backends)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)

@@ -151,14 +151,9 @@ def main() -> int:
     print(f"building {args.dimona} Dimona and {args.dmfa} DmfA of {args.workers} workers...", file=sys.stderr)
     sets = {"Dimona": dimona_documents(args.dimona, signer),
             f"DmfA x{args.workers}": dmfa_documents(args.dmfa, args.workers, signer)}
-    pg = None
     backends = args.backends.split(",")
-    if "postgresql" in backends:
-        import pgserver
-        pg = pgserver.start_postgres()
-        if pg is None:
-            print(f"no PostgreSQL: {pgserver.last_error}", file=sys.stderr)
-            backends.remove("postgresql")
+    import pgserver
+    pg = pgserver.start_for(backends)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)

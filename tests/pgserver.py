@@ -65,13 +65,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
-__all__ = ["PostgresServer", "start_postgres", "find_pg_bindir", "last_error", "ENV_URL"]
+__all__ = ["PostgresServer", "start_postgres", "start_for", "find_pg_bindir", "last_error", "ENV_URL"]
 
 #: Use this existing server instead of starting one.
 ENV_URL = "DECLARATIONS_TEST_PG_URL"
@@ -443,3 +444,15 @@ if __name__ == "__main__":  # quick manual check: python tests/pgserver.py
                 pg.create_database(name)
                 pg.drop_database(name)
             print(f"create+drop database: {(time.monotonic() - t) / n * 1000:.1f} ms")
+
+
+def start_for(backends: list[str]) -> PostgresServer | None:
+    """For the benchmarks: a server when ``backends`` names postgresql; if there is none, say why on
+    stderr and drop postgresql from ``backends`` (the others still run)."""
+    if "postgresql" not in backends:
+        return None
+    server = start_postgres()
+    if server is None:
+        print(f"no PostgreSQL: {last_error}", file=sys.stderr)
+        backends.remove("postgresql")
+    return server
