@@ -2,9 +2,10 @@
 
 ``run`` takes what is in the inbox now, then stops: exit 0 when every file
 was taken, 1 when any file was refused (FILE_REFUSED, or a NAME that is not
-a batch name) or interrupted (a worker process died: the next run resumes it). A rich progress bar on standard error (items done, items/s,
-anomalies so far) when it is a terminal; one summary line per file always,
-and one JSON log line per batch taken and finished.
+a batch name) or interrupted (a worker process died: the next run resumes
+it). A rich progress bar on standard error (items done, items/s, anomalies
+so far) when it is a terminal; one summary line per file always, and one
+JSON log line per batch taken and finished.
 """
 
 from __future__ import annotations
