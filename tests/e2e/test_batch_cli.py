@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,24 @@ def test_killed_at_any_point_the_batch_is_finished_once_on_restart(tmp_path, eng
     assert not [p for p in (home / "outbox").iterdir() if p.name.startswith(".")]  # no half-written file left
 
 
+def survivors(home: str, wait: float = 5.0) -> list[int]:
+    """Processes still running with this DECLARATIONS_HOME in their environment, after up to ``wait`` s."""
+    marker = f"DECLARATIONS_HOME={home}".encode()
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as environ:
+                    if marker in environ.read().split(b"\0"):
+                        found.append(int(pid))
+            except OSError:
+                continue
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("point", ["item:2", "item:7", "worker-item:3"])
 def test_killed_with_worker_processes_the_batch_is_finished_once_on_restart(tmp_path, engine_home, items, point):
     """Items decided on two worker processes commit out of file order; the batch process killed (its
@@ -107,6 +126,7 @@ def test_killed_with_worker_processes_the_batch_is_finished_once_on_restart(tmp_
         assert killed.returncode == 1 and b"q4.xml: interrupted (a worker process died" in killed.stderr, killed.stderr
     else:
         assert killed.returncode == -9, killed.stderr
+    assert survivors(env["DECLARATIONS_HOME"]) == []  # no worker outlives the batch process (PR_SET_PDEATHSIG)
     again = cli(env, "batch", "run")
     assert again.returncode == 0, again.stderr
     assert count(env, t.declaration) == 9 and count(env, t.batch_item) == 9
