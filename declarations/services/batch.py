@@ -48,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 
 from declarations import ns
 from declarations.exceptions import InputRefused, MalformedXml
-from declarations.services.batch_items import BatchJob, LeaseLost, conflict_keys, items_runner, start_workers
+from declarations.services.batch_items import BatchJob, LeaseLost, items_runner, start_workers
 from declarations.store import batches
 from declarations.store.views import DirectoryReader
 from declarations.xmlio import batch_xml, parsing, schemas
@@ -331,10 +331,9 @@ class Inbox:
             _event("batch.lease_lost", file=file_name, sha256=sha, owner=self.owner)
             return summary
         except BrokenProcessPool as error:
-            # A worker process died (killed, out of memory): what committed stays; the claim is let go so
-            # that the next pass (this process's or another's) resumes the batch at once.
-            with self.app.engine.begin() as connection:
-                batches.release(connection, row.id, self.owner)
+            # A worker process died (killed, out of memory): what committed stays. The claim stays too,
+            # until its lease runs out (or at once once this process is gone, as after `batch run`): an
+            # item that kills its worker every time is not retried in a tight loop by `serve`.
             summary.outcome, summary.message = "INTERRUPTED", f"a worker process died: {error}"
             _event("batch.interrupted", file=file_name, sha256=sha, message=summary.message, owner=self.owner)
             return summary
@@ -492,7 +491,7 @@ class Inbox:
                 if position <= prefix or position in committed:
                     continue
                 data = etree.tostring(element, with_tail=False)
-                completed(runner.submit(conflict_keys(element), position, data, element))
+                completed(runner.submit(position, data, element))
             completed(runner.finish())
         finally:
             runner.close()

@@ -6,45 +6,39 @@ commits in the declaration's own transaction (``decide``). What this module adds
 - **In this process** (``DECLARATIONS_BATCH_WORKERS=1``, or a file smaller than
   ``DECLARATIONS_BATCH_PARALLEL_MIN_BYTES``): one declaration after the other, in file order; the streamed
   element is handed to ``submit`` as it is (no second parse).
-- **On worker processes**: the batch process reads the file and sends each declaration's bytes to a pool;
-  each worker decides it on its own connection. The spec asks for "each declaration processed as if its
-  sender had submitted it in real time, in file order". Two declarations may therefore run at the same time
-  only when neither can read what the other writes. What a declaration reads and writes is scoped by its
-  employer (the employer's Dimona periods, current DmfA, social risks: the same scope the store serialises
-  writers on), and by its ``(SenderId, MessageId)`` key. So each item carries *conflict keys* read from its
-  element (``conflict_keys``) and waits until no item in flight shares one: items of one employer run one at
-  a time, in file order. A Dimona that reads or writes across employers (a student's yearly hours, or an
-  Out, Update or Cancel, whose period's worker type the batch process cannot see) and an item whose keys
-  cannot be read wait for every item in flight and run alone. The keys are read from the unverified
-  element: they only order the work; what is decided is read from the verified content, as always.
+- **On worker processes**: the batch process reads the file and sends each declaration's bytes to a pool
+  of forked workers. A worker runs the pure stages (size and well-formedness, signature, XSD, decoding,
+  identifiers: the larger part of a declaration's cost) as soon as it gets the item, then waits for its
+  turn (``Turns``): the transactions run one after the other, **in file order**, each starting once the
+  one before committed. So each declaration is decided exactly as if its sender had submitted it in real
+  time, in file order (channels.md): it sees everything the earlier ones stored, and its DeclarationId,
+  PeriodId and notification sequence numbers follow file order, as in one process. While one worker is
+  in its transaction the others examine the next items.
 
-After a crash, the next owner skips exactly the positions that committed (``batches.positions_stored``),
-whichever order they committed in. Worker processes die with the batch process (``PR_SET_PDEATHSIG``):
-none can commit an item after its owner is gone and another process took the batch over.
+After a crash, the next owner skips the positions that committed (``batches.positions_stored``). Worker
+processes die with the batch process (``PR_SET_PDEATHSIG``): none can commit an item after its owner is
+gone and another process took the batch over.
 """
+
 
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
 import ctypes
 import functools
 import multiprocessing
 import os
 import signal
 import time
-from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, ContextManager, Iterator
 
 from lxml import etree
 
 from declarations import ns
 from declarations.store import batches
 from declarations.xmlio import schemas
-
-# Everything in flight conflicts with this key: the item runs alone.
-ALONE = "*"
-
 
 class LeaseLost(Exception):
     """Another process took the batch over: stop writing anything for it."""
@@ -61,7 +55,8 @@ class BatchJob:
     lease_seconds: float
 
 
-def decide(app, job: BatchJob, position: int, data: bytes, element: etree._Element | None = None) -> tuple[int, str]:
+def decide(app, job: BatchJob, position: int, data: bytes, element: etree._Element | None = None,
+           turn: ContextManager | None = None) -> tuple[int, str]:
     """One declaration through ``Ingest.submit``; its position and the lease commit with it.
     Returns (position, the outcome's status)."""
 
@@ -72,23 +67,9 @@ def decide(app, job: BatchJob, position: int, data: bytes, element: etree._Eleme
             raise LeaseLost()
 
     receipt = app.ingest.submit(data, channel="BATCH", element=element, max_bytes=job.max_item_bytes,
-                                batch_sender_id=job.sender_id, batch_id=job.batch_id, on_decided=record)
+                                batch_sender_id=job.sender_id, batch_id=job.batch_id, on_decided=record,
+                                turn=turn)
     return position, receipt.outcome.status
-
-
-def conflict_keys(element: etree._Element) -> frozenset[str]:
-    """What the item may read or write that another item might too (see the module's docstring)."""
-    namespace = etree.QName(element).namespace
-    kind = ns.KIND_BY_ROOT.get(element.tag)
-    noss = element.findtext(f"{{{namespace}}}Employer/{{{namespace}}}NOSSRegistrationNbr")
-    message_id = element.findtext(f"{{{namespace}}}Header/{{{namespace}}}MessageId")
-    if kind is None or not noss or not message_id:
-        return frozenset({ALONE})
-    if kind == "DIMONA":
-        action = element.find(f"{{{namespace}}}DimonaIn")
-        if action is None or (action.findtext(f"{{{namespace}}}WorkerType") or "").strip() == "STU":
-            return frozenset({ALONE})
-    return frozenset({f"employer:{noss.strip()}", f"message:{message_id}"})
 
 
 class _Immediate:
@@ -107,26 +88,25 @@ class _Immediate:
 
 
 class Items:
-    """Runs a batch's items on an executor, at most ``in_flight`` at once, never two with a common key.
+    """Runs a batch's items on an executor, at most ``in_flight`` at once, each with its ticket (1, 2, ...
+    in file order, for ``Turns``).
 
-    ``submit`` and ``finish`` yield (position, status) of each item as it completes (any order); a failed
-    item raises its exception here, after the items already running have finished.
+    ``submit`` and ``finish`` yield (position, status) of each item as it completes; a failed item raises
+    its exception here, once the items that completed with it are reported and the running ones finished.
     """
 
     def __init__(self, executor, call: Callable, in_flight: int, *, local: bool):
         self._executor, self._call, self._limit = executor, call, max(1, in_flight)
         self._local = local  # the call runs here: it may take the streamed element (never sent elsewhere)
-        self._running: dict[futures.Future, frozenset[str]] = {}
-        self._keys: Counter[str] = Counter()
+        self._running: set[futures.Future] = set()
+        self._tickets = 0
 
-    def submit(self, keys: frozenset[str], position: int, data: bytes,
-               element: etree._Element) -> Iterator[tuple[int, str]]:
-        while self._running and (len(self._running) >= self._limit or self._conflicts(keys)):
+    def submit(self, position: int, data: bytes, element: etree._Element) -> Iterator[tuple[int, str]]:
+        while len(self._running) >= self._limit:
             yield from self._completed()
-        args = (position, data, element) if self._local else (position, data)
-        future = self._executor.submit(self._call, *args)
-        self._running[future] = keys
-        self._keys.update(keys)
+        self._tickets += 1
+        args = (position, data, element) if self._local else (self._tickets, position, data)
+        self._running.add(self._executor.submit(self._call, *args))
         if self._local:  # already done: report it now, while the element is still the current one
             yield from self._completed()
 
@@ -137,26 +117,55 @@ class Items:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _conflicts(self, keys: frozenset[str]) -> bool:
-        return ALONE in keys or self._keys[ALONE] > 0 or any(self._keys[k] for k in keys)
-
     def _completed(self) -> Iterator[tuple[int, str]]:
-        done, _ = futures.wait(list(self._running), return_when=futures.FIRST_COMPLETED)
+        done, self._running = futures.wait(self._running, return_when=futures.FIRST_COMPLETED)
+        # The first failure, not the later items it stopped (TurnsBroken), is the one to report.
+        errors = sorted((future.exception() for future in done if future.exception() is not None),
+                        key=lambda error: isinstance(error, TurnsBroken))
         for future in done:
-            for key in self._running.pop(future):
-                self._keys[key] -= 1
-                if not self._keys[key]:
-                    del self._keys[key]  # message keys are one per item: do not keep them all
-            error = future.exception()
-            if error is not None:
-                self.close()  # the items already running finish (each commits whole or not at all)
-                raise error
-            yield future.result()
+            if future.exception() is None:
+                yield future.result()
+        if errors:
+            self.close()  # the items already running finish or fail (each commits whole or not at all)
+            raise errors[0]
+
+
+class Turns:
+    """Tickets for the batch's transactions, shared by the worker processes (made before the fork): the
+    item with ticket n starts its transaction once ticket n - 1's ended. One that fails breaks the
+    chain: every later item raises instead of waiting for a turn that cannot come."""
+
+    def __init__(self, context):
+        self._condition = context.Condition()
+        self._done = context.RawValue("q", 0)   # the last ticket whose transaction ended; -1: broken
+
+    @contextlib.contextmanager
+    def turn(self, ticket: int):
+        with self._condition:
+            self._condition.wait_for(lambda: self._done.value in (ticket - 1, -1))
+            if self._done.value == -1:
+                raise TurnsBroken("an earlier declaration of the batch failed")
+        try:
+            yield
+        except BaseException:
+            self._finish(-1)
+            raise
+        self._finish(ticket)
+
+    def _finish(self, value: int) -> None:
+        with self._condition:
+            self._done.value = value
+            self._condition.notify_all()
+
+
+class TurnsBroken(Exception):
+    """An earlier item's transaction failed: this one is not decided (the batch stops)."""
 
 
 # --- the worker processes --------------------------------------------------------------------------------
 
 _WORKER_APP = None
+_TURNS: Turns | None = None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -170,23 +179,26 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _start_worker(app, parent: int) -> None:
+def _start_worker(app, turns: Turns, parent: int) -> None:
     """Each worker, once, just after the fork: the batch process's App, with a connection pool of its own."""
-    global _WORKER_APP
+    global _WORKER_APP, _TURNS
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch process's to handle
+    # serve's inbox process stops on SIGTERM by setting a flag; a worker must stop at once when the pool
+    # terminates it (after another worker died).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     app.engine.dispose(close=False)  # nothing of the parent's pool is used here (it was empty anyway)
-    _WORKER_APP = app
+    _WORKER_APP, _TURNS = app, turns
 
 
 def _ready() -> None:
     """A first task per worker: makes the pool start every worker at once."""
 
 
-def _decide_in_worker(job: BatchJob, position: int, data: bytes) -> tuple[int, str]:
+def _decide_in_worker(job: BatchJob, ticket: int, position: int, data: bytes) -> tuple[int, str]:
     if os.environ.get("DECLARATIONS_BATCH_CRASH_AT") == f"worker-item:{position}":  # test hook: a worker dies
         os.kill(os.getpid(), signal.SIGKILL)
-    return decide(_WORKER_APP, job, position, data)
+    return decide(_WORKER_APP, job, position, data, turn=_TURNS.turn(ticket))
 
 
 def start_workers(app, workers: int) -> futures.ProcessPoolExecutor:
@@ -202,8 +214,9 @@ def start_workers(app, workers: int) -> futures.ProcessPoolExecutor:
     for tag in ns.KIND_BY_ROOT:
         schemas.schema_for(tag)
     app.engine.dispose()
-    pool = futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                                       initializer=_start_worker, initargs=(app, os.getpid()))
+    context = multiprocessing.get_context("fork")
+    pool = futures.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                                       initargs=(app, Turns(context), os.getpid()))
     for _ in range(workers):
         pool.submit(_ready)
     return pool
@@ -213,5 +226,5 @@ def items_runner(app, job: BatchJob, pool: futures.ProcessPoolExecutor | None, w
     """On ``pool`` (``start_workers``) if there is one, else in this process."""
     if pool is None:
         return Items(_Immediate(), functools.partial(decide, app, job), 1, local=True)
-    # Two per worker: the next item is queued while one runs, so no worker waits for the reader.
+    # Two per worker: each worker has the next item to examine while it waits for its turn or decides.
     return Items(pool, functools.partial(_decide_in_worker, job), 2 * workers, local=False)

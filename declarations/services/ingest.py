@@ -8,9 +8,10 @@ crash leaves all of them or none, and a retry finds the first result.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ContextManager
 
 from lxml import etree
 from sqlalchemy.engine import Connection, Engine
@@ -52,16 +53,26 @@ class Ingest:
     def submit(self, data: bytes, *, channel: str, element: etree._Element | None = None,
                max_bytes: int | None = None, batch_sender_id: str | None = None,
                batch_id: str | None = None,
-               on_decided: Callable[[Connection, Receipt], None] | None = None) -> Receipt:
+               on_decided: Callable[[Connection, Receipt], None] | None = None,
+               turn: ContextManager | None = None) -> Receipt:
         """Process one declaration as received (``data``: its own document's bytes).
 
         ``on_decided`` (the batch inbox) runs inside the declaration's own
         transaction, after the decision: what it writes commits with the
-        declaration or not at all. Without it nothing changes.
+        declaration or not at all. ``turn`` (the batch inbox's worker
+        processes) is entered once the pure stages are done and left once the
+        transaction is over: the batch's declarations are examined side by side
+        but decided one after the other, in file order. Without them nothing
+        changes.
         """
         now = self.settings.now()
         limit = self.settings.max_message_bytes if max_bytes is None else max_bytes
         examined = examine(data, max_bytes=limit, element=element)
+        with turn if turn is not None else contextlib.nullcontext():
+            return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided)
+
+    def _decide_once(self, examined: Examined, now: dt.datetime, channel: str, batch_sender_id: str | None,
+                     batch_id: str | None, on_decided) -> Receipt:
         for _attempt in range(5):
             try:
                 with self.engine.begin() as connection:

@@ -120,11 +120,6 @@ def heartbeat(connection: Connection, batch_pk: int, owner: str, lease_until: fl
     return connection.execute(_owned(batch_pk, owner).values(**values)).rowcount == 1
 
 
-def release(connection: Connection, batch_pk: int, owner: str) -> bool:
-    """Let the claim go (the batch stays unfinished): the next claim resumes it at once."""
-    return connection.execute(_owned(batch_pk, owner).values(owner=None, lease_until=None)).rowcount == 1
-
-
 def mark_received(connection: Connection, batch_pk: int, owner: str, *, sender_id: str, batch_id: str,
                   item_count: int, received_at: dt.datetime, ack: bytes) -> bool:
     """The file-level checks passed and the ack is signed. A duplicate (sender_id, batch_id) raises

@@ -1,5 +1,6 @@
 """A batch decided on worker processes (docs/batch.md "Parallel items"), on SQLite and PostgreSQL: every
-item gets the outcome it gets in file order in one process, whatever order the workers commit in."""
+item gets the outcome, the DeclarationId and the PeriodId it gets in file order in one process, whatever
+order the workers examine the items in."""
 
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ def test_each_item_gets_its_file_order_outcome(box):
     assert got == expected
     assert [r.findtext(f"{{{ns.RESULT}}}MessageId") for r in answer["results"]] == \
         ["p-1", "p-2", "p-3", "p-4", "p-5", "p-6", "p-7", "p-2", "p-9", "p-10"]
+    ids = [int(r.findtext(f"{{{ns.RESULT}}}DeclarationId")) for r in answer["results"]]
+    assert ids == sorted(ids)
     with box.engine.connect() as c:
         assert c.execute(select(func.count()).select_from(t.batch_item)).scalar_one() == 10
         assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 10
@@ -100,3 +103,23 @@ def test_positions_stored_out_of_order(app):
         for position in (1, 2, 3, 5, 7):
             batches.add_item(c, batch_pk, position, declaration)
         assert batches.positions_stored(c, batch_pk) == (3, frozenset({5, 7}))
+
+
+@pytest.mark.parametrize("box", [1, 2], indirect=True, ids=["in-process", "two-workers"])
+def test_ids_follow_file_order_when_a_long_item_comes_first(box):
+    """A DmfA of 1,500 workers takes far longer to examine than the Dimona after it: on two workers the
+    Dimona are examined first, yet decided after it."""
+    signer = gen.signer_2001()
+    big = next(gen.dmfa_items(signer, 1500, 1500, prefix="long"))
+    hires = [signer.sign(samples.dimona("In", message_id=f"hire-{n}", **B, INSS=inss, StartingDate=DAY,
+                                        JointCommissionNbr="302", WorkerType="OTH"))
+             for n, inss in enumerate(samples.inss_series(3000)[-3:])]
+    gen.put(box.settings.inbox, "long", gen.batch_bytes(batch_id="B-long", items=[big, *hires]))
+    [summary] = process_inbox_once(box)
+    assert summary.outcome == "DONE", summary
+    answer = batch_xml.read_answer(parsing.parse((box.settings.outbox / "long.result.xml").read_bytes()))
+    results = answer["results"]
+    assert [r.findtext(f"{{{ns.RESULT}}}Status") for r in results] == ["ACCEPTED_WITH_WARNINGS"] + ["ACCEPTED"] * 3
+    ids = [int(r.findtext(f"{{{ns.RESULT}}}DeclarationId")) for r in results]
+    periods = [int(r.findtext(f"{{{ns.RESULT}}}PeriodId")) for r in results[1:]]
+    assert ids == sorted(ids) and periods == sorted(periods)

@@ -1,106 +1,74 @@
-"""The batch's item scheduler (services/batch_items.py): which items may run at once, and in what order."""
+"""The batch's item runner and turns (services/batch_items.py): items examined side by side, their
+transactions one after the other in file order; a failure stops the rest without a hang."""
 
 from __future__ import annotations
 
 import concurrent.futures as futures
-import datetime as dt
+import multiprocessing
+import random
 import threading
 import time
 
-from declarations import samples
-from declarations.services.batch_items import ALONE, Items, conflict_keys
+import pytest
 
-A = dict(sender_id="2001", noss="555123433")
-DAY = dt.date(2025, 11, 15)
-
-
-def test_conflict_keys():
-    inss = samples.inss_series(1)[0]
-    dmfa = samples.dmfa(message_id="m-1", **A, quarter="20253", workers=[
-        samples.worker(inss, sequence=1, occupations=[samples.occupation(start=dt.date(2025, 7, 1))])])
-    assert conflict_keys(dmfa) == {"employer:555123433", "message:m-1"}
-    hire = samples.dimona("In", message_id="m-2", **A, INSS=inss, StartingDate=DAY, JointCommissionNbr="302",
-                          WorkerType="OTH")
-    assert conflict_keys(hire) == {"employer:555123433", "message:m-2"}
-    # A student's hours count across employers; an Out/Update/Cancel's period may be a student's.
-    student = samples.dimona("In", message_id="m-3", **A, INSS=inss, StartingDate=DAY, JointCommissionNbr="302",
-                             WorkerType="STU", EndingDate=DAY, PlannedHoursNbr=8)
-    leave = samples.dimona("Out", message_id="m-4", **A, PeriodId=7, EndingDate=DAY)
-    assert conflict_keys(student) == conflict_keys(leave) == {ALONE}
-    unreadable = samples.dimona("Out", message_id="m-5", **A, PeriodId=7, EndingDate=DAY)
-    unreadable.remove(unreadable[1])  # no Employer
-    assert conflict_keys(unreadable) == {ALONE}
+from declarations.services.batch_items import Items, Turns, TurnsBroken
 
 
 class Recorder:
-    """A stand-in for deciding an item: records when each one ran."""
+    """A stand-in for deciding an item: 'examines' for a random time, then takes its turn."""
 
-    def __init__(self):
-        self.spans: dict[int, tuple[float, float]] = {}
+    def __init__(self, turns: Turns, fail: int | None = None):
+        self.turns, self.fail = turns, fail
+        self.decided: list[int] = []
+        self.examined: list[int] = []
         self.lock = threading.Lock()
 
-    def __call__(self, position: int, data: bytes) -> tuple[int, str]:
-        begin = time.monotonic()
-        time.sleep(0.05)
+    def __call__(self, ticket: int, position: int, data: bytes) -> tuple[int, str]:
+        time.sleep(random.uniform(0, 0.03))  # the pure stages: any order
         with self.lock:
-            self.spans[position] = (begin, time.monotonic())
+            self.examined.append(position)
+        with self.turns.turn(ticket):
+            if position == self.fail:
+                raise RuntimeError("boom")
+            with self.lock:
+                self.decided.append(position)
+            time.sleep(0.005)
         return position, "ACCEPTED"
 
-    def overlap(self, a: int, b: int) -> bool:
-        (a0, a1), (b0, b1) = self.spans[a], self.spans[b]
-        return a0 < b1 and b0 < a1
 
-
-def run(keys: list[set[str]]) -> tuple[Recorder, list[int]]:
-    recorder = Recorder()
-    with futures.ThreadPoolExecutor(max_workers=3) as pool:
-        items = Items(pool, recorder, in_flight=3, local=False)
-        done = []
-        for position, item_keys in enumerate(keys, 1):
-            done += [p for p, _ in items.submit(frozenset(item_keys), position, b"", None)]
+def run(recorder: Recorder, positions: list[int], workers: int = 3) -> list[int]:
+    done = []
+    with futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        items = Items(pool, recorder, in_flight=2 * workers, local=False)
+        for position in positions:
+            done += [p for p, _ in items.submit(position, b"", None)]
         done += [p for p, _ in items.finish()]
-    return recorder, done
+    return done
 
 
-def test_items_of_different_employers_run_at_once_those_of_one_employer_in_file_order():
-    recorder, done = run([{"employer:A", "message:1"}, {"employer:B", "message:2"}, {"employer:A", "message:3"},
-                          {"employer:C", "message:4"}])
-    assert sorted(done) == [1, 2, 3, 4]
-    assert recorder.overlap(1, 2) and recorder.overlap(3, 4)
-    assert recorder.spans[1][1] <= recorder.spans[3][0]  # A's second item after its first
+def test_transactions_run_in_file_order_whatever_order_the_items_are_examined_in():
+    random.seed(4)
+    recorder = Recorder(Turns(multiprocessing.get_context("fork")))
+    positions = [1, 2, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15]  # a resumed batch: 3, 7 and 8 committed before
+    done = run(recorder, positions)
+    assert recorder.decided == positions
+    assert sorted(done) == positions
+    assert recorder.examined != positions  # they were examined out of order meanwhile
 
 
-def test_an_item_alone_waits_for_all_and_nothing_runs_beside_it():
-    recorder, _ = run([{"employer:A"}, {"employer:B"}, {ALONE}, {"employer:C"}, {"message:1"}])
-    assert recorder.overlap(1, 2)
-    assert not any(recorder.overlap(3, other) for other in (1, 2, 4, 5))
-    assert recorder.overlap(4, 5)
+def test_a_failed_transaction_stops_the_later_items_and_its_error_is_the_one_raised():
+    random.seed(5)
+    recorder = Recorder(Turns(multiprocessing.get_context("fork")), fail=5)
+    with pytest.raises(RuntimeError, match="boom"):
+        run(recorder, list(range(1, 13)))
+    assert recorder.decided == [1, 2, 3, 4]  # nothing after the failed one
 
 
-def test_a_shared_message_key_orders_items_of_different_employers():
-    recorder, _ = run([{"employer:A", "message:1"}, {"employer:B", "message:1"}])
-    assert recorder.spans[1][1] <= recorder.spans[2][0]
-
-
-def test_a_failed_item_raises_after_the_running_ones_finish():
-    finished = []
-
-    def call(position, data):
-        if position == 2:
-            raise RuntimeError("boom")
-        time.sleep(0.05)
-        finished.append(position)
-        return position, "ACCEPTED"
-
-    with futures.ThreadPoolExecutor(max_workers=2) as pool:
-        items = Items(pool, call, in_flight=2, local=False)
-        done = []
-        try:
-            for position in (1, 2, 3):
-                done += [p for p, _ in items.submit(frozenset({f"employer:{position}"}), position, b"", None)]
-            done += [p for p, _ in items.finish()]
-        except RuntimeError as error:
-            assert str(error) == "boom"
-            assert 1 in finished  # item 1 was running beside item 2: it was let finish first
-        else:
-            raise AssertionError("the failure was not raised")
+def test_a_later_item_raises_instead_of_waiting_for_a_turn_that_cannot_come():
+    turns = Turns(multiprocessing.get_context("fork"))
+    with pytest.raises(ValueError):
+        with turns.turn(1):
+            raise ValueError("the first item's transaction failed")
+    with pytest.raises(TurnsBroken):
+        with turns.turn(2):
+            pass
