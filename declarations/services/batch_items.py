@@ -148,13 +148,18 @@ class Turns:
         try:
             yield
         except BaseException:
-            self._finish(-1)
+            self.break_chain()
             raise
         self._finish(ticket)
 
+    def break_chain(self) -> None:
+        """An item failed, in its transaction or before it got there: no later item will get a turn."""
+        self._finish(-1)
+
     def _finish(self, value: int) -> None:
         with self._condition:
-            self._done.value = value
+            if self._done.value != -1:  # broken stays broken: a later item must never get the failed one's turn
+                self._done.value = value
             self._condition.notify_all()
 
 
@@ -198,7 +203,11 @@ def _ready() -> None:
 def _decide_in_worker(job: BatchJob, ticket: int, position: int, data: bytes) -> tuple[int, str]:
     if os.environ.get("DECLARATIONS_BATCH_CRASH_AT") == f"worker-item:{position}":  # test hook: a worker dies
         os.kill(os.getpid(), signal.SIGKILL)
-    return decide(_WORKER_APP, job, position, data, turn=_TURNS.turn(ticket))
+    try:
+        return decide(_WORKER_APP, job, position, data, turn=_TURNS.turn(ticket))
+    except BaseException:
+        _TURNS.break_chain()  # also when it failed before its turn: nobody waits for it then
+        raise
 
 
 def start_workers(app, workers: int) -> futures.ProcessPoolExecutor:

@@ -17,14 +17,23 @@ from declarations.services.batch_items import Items, Turns, TurnsBroken
 class Recorder:
     """A stand-in for deciding an item: 'examines' for a random time, then takes its turn."""
 
-    def __init__(self, turns: Turns, fail: int | None = None):
-        self.turns, self.fail = turns, fail
+    def __init__(self, turns: Turns, fail: int | None = None, fail_before: int | None = None):
+        self.turns, self.fail, self.fail_before = turns, fail, fail_before
         self.decided: list[int] = []
         self.examined: list[int] = []
         self.lock = threading.Lock()
 
     def __call__(self, ticket: int, position: int, data: bytes) -> tuple[int, str]:
+        try:
+            return self._decide(ticket, position)
+        except BaseException:
+            self.turns.break_chain()  # as batch_items._decide_in_worker does
+            raise
+
+    def _decide(self, ticket: int, position: int) -> tuple[int, str]:
         time.sleep(random.uniform(0, 0.03))  # the pure stages: any order
+        if position == self.fail_before:
+            raise RuntimeError("boom before its turn")
         with self.lock:
             self.examined.append(position)
         with self.turns.turn(ticket):
@@ -62,6 +71,14 @@ def test_a_failed_transaction_stops_the_later_items_and_its_error_is_the_one_rai
     with pytest.raises(RuntimeError, match="boom"):
         run(recorder, list(range(1, 13)))
     assert recorder.decided == [1, 2, 3, 4]  # nothing after the failed one
+
+
+def test_an_item_that_fails_before_its_turn_stops_the_later_ones_too():
+    random.seed(6)
+    recorder = Recorder(Turns(multiprocessing.get_context("fork")), fail_before=5)
+    with pytest.raises(RuntimeError, match="boom before its turn"):
+        run(recorder, list(range(1, 13)))  # no hang: nobody waits for item 5's turn for ever
+    assert len(recorder.decided) <= 4 and recorder.decided == list(range(1, len(recorder.decided) + 1))
 
 
 def test_a_later_item_raises_instead_of_waiting_for_a_turn_that_cannot_come():
