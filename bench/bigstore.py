@@ -381,9 +381,8 @@ def main() -> int:
     url = args.url
     if url is None:
         import pgserver
-        pg = pgserver.start_postgres()
+        pg = pgserver.start_or_say()
         if pg is None:
-            print(f"no PostgreSQL: {pgserver.last_error}")
             return 1
         url = pg.create_database("bigstore")
     with tempfile.TemporaryDirectory(prefix="bigstore-") as home:

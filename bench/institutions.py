@@ -63,7 +63,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
 import bigstore  # noqa: E402
-from soap import Connection, machine, percentile, summarize_stacks  # noqa: E402
+from soap import Connection, machine, open_loop, percentile, summarize_stacks  # noqa: E402
 
 NOW = "2025-11-15T10:00:00+01:00"
 KEYS = REPO / "fixtures" / "demo" / "keys"
@@ -71,6 +71,9 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 D = dt.date
 WINDOWS = {"DIMONA": (D(2024, 1, 1), D(2025, 11, 15)), "DMFA": (D(2024, 10, 1), D(2025, 9, 30))}
 SUBSCRIBERS = ("ONEM", "INAMI", "ONVA")   # all three hold every even-numbered person of the store
+
+
+PATH = "/soap/institutions"
 
 
 def say(text: str) -> None:
@@ -224,7 +227,7 @@ async def closed_loop(port: int, bodies, connections: int, seconds: float, warmu
 
     async def run():
         nonlocal done
-        connection = Connection(port, "/soap/institutions")
+        connection = Connection(port, PATH)
         try:
             while time.perf_counter() < window_end:
                 body = next(it, None)
@@ -249,36 +252,6 @@ async def closed_loop(port: int, bodies, connections: int, seconds: float, warmu
         say(f"  ran out of signed requests after {ran_out - window_start:.1f} s of the window: raise --expected")
         seconds = max(ran_out - window_start, 1e-3)
     return len(latencies) / seconds, latencies, counts, samples, done
-
-
-async def open_loop(port: int, bodies, rate: float, seconds: float):
-    total = int(rate * seconds)
-    if len(bodies) < total:
-        raise RuntimeError("not enough signed requests for the open loop: raise --expected")
-    bodies = bodies[:total]
-    counts: collections.Counter = collections.Counter()
-    latencies: list[float] = []
-    sizes: list[int] = []
-    idle: list[Connection] = []
-    t0 = time.perf_counter() + 0.2
-
-    async def one(i: int, body: bytes):
-        scheduled = t0 + i / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        connection = idle.pop() if idle else Connection(port, "/soap/institutions")
-        status, data = await connection.post(body)
-        latencies.append(time.perf_counter() - scheduled)
-        idle.append(connection)
-        sizes.append(len(data))
-        check(status, data, counts)
-
-    await asyncio.gather(*(one(i, body) for i, body in enumerate(bodies)))
-    achieved = total / (time.perf_counter() - t0)
-    for connection in idle:
-        connection.close()
-    return latencies, counts, achieved, sizes
 
 
 def verify_samples(samples: list[bytes], home: Path) -> str:
@@ -668,9 +641,8 @@ def main() -> int:
     url = args.url
     if url is None:
         import pgserver
-        pg = pgserver.start_postgres()
+        pg = pgserver.start_or_say()
         if pg is None:
-            say(f"no PostgreSQL: {pgserver.last_error}")
             return 1
         url = pg.create_database("institutions")
     workers = args.workers or default_workers()
@@ -743,14 +715,15 @@ def main() -> int:
                     say(f"  saturation is below the target rate: the open loop at {args.rate}/s runs {seconds} s")
                 say(f"open loop at {args.rate}/s ...")
                 lat, counts, achieved, sizes = asyncio.run(open_loop(
-                    server.port, bodies[saturation_n:saturation_n + open_n], args.rate, seconds))
+                    server.port, PATH, bodies[saturation_n:saturation_n + open_n], args.rate, seconds, check))
                 rows = [(f"open loop at {args.rate:g}/s, {seconds:g} s", achieved, lat, counts)]
                 if sat < args.rate:
                     rate70 = round(0.7 * sat, 1)
                     n70 = int(rate70 * args.seconds)
                     extra = envelopes(consults(n70, f"http70-{time.time_ns()}", inss, seed=13))
                     say(f"open loop at 70 % of saturation, {rate70}/s ...")
-                    lat70, counts70, achieved70, _ = asyncio.run(open_loop(server.port, extra, rate70, args.seconds))
+                    lat70, counts70, achieved70, _ = asyncio.run(open_loop(server.port, PATH, extra, rate70, args.seconds,
+                                                                              check))
                     rows.append((f"open loop at 70 % of saturation ({rate70:g}/s), {args.seconds:g} s", achieved70,
                                  lat70, counts70))
                 profiled = None

@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import collections
 import datetime as dt
+import functools
 import os
 import platform
 import signal
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -217,13 +219,18 @@ async def closed_loop(port: int, path: str, bodies, connections: int, seconds: f
 
 
 async def open_loop(port: int, path: str, bodies, rate: float, seconds: float,
-                    dimona: bool) -> tuple[list[float], collections.Counter, float]:
+                    check: Callable[[int, bytes, collections.Counter], None]
+                    ) -> tuple[list[float], collections.Counter, float, list[int]]:
+    """Each of ``rate * seconds`` bodies posted at its scheduled moment and timed from it (no coordinated
+    omission); ``check`` counts each answer. Returns the latencies, the counts, the rate achieved and the
+    answers' sizes."""
     total = int(rate * seconds)
-    bodies = bodies[:total]
     if len(bodies) < total:
-        raise RuntimeError("not enough documents for the latency phase: raise --expected")
+        raise RuntimeError("not enough documents for the open loop: raise --expected")
+    bodies = bodies[:total]
     counts: collections.Counter = collections.Counter()
     latencies: list[float] = []
+    sizes: list[int] = []
     idle: list[Connection] = []
     t0 = time.perf_counter() + 0.2
 
@@ -236,13 +243,14 @@ async def open_loop(port: int, path: str, bodies, rate: float, seconds: float,
         status, data = await connection.post(body)
         latencies.append(time.perf_counter() - scheduled)
         idle.append(connection)
-        _check(status, data, counts, dimona)
+        sizes.append(len(data))
+        check(status, data, counts)
 
     await asyncio.gather(*(one(i, body) for i, body in enumerate(bodies)))
     achieved = total / (time.perf_counter() - t0)
     for connection in idle:
         connection.close()
-    return latencies, counts, achieved
+    return latencies, counts, achieved, sizes
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -255,7 +263,8 @@ def measure(port: int, path: str, bodies: list[bytes], args, dimona: bool) -> di
                                                  dimona))
     used = int(saturation * (args.seconds + args.warmup) * 1.2) + args.connections
     rate = 0.7 * saturation
-    latencies, counts70, achieved = asyncio.run(open_loop(port, path, bodies[used:], rate, args.seconds, dimona))
+    latencies, counts70, achieved, _ = asyncio.run(open_loop(port, path, bodies[used:], rate, args.seconds,
+                                                             functools.partial(_check, dimona=dimona)))
     return dict(saturation=saturation, counts=counts, rate=rate, achieved=achieved, counts70=counts70,
                 p50=percentile(latencies, 0.5), p99=percentile(latencies, 0.99),
                 p999=percentile(latencies, 0.999), n70=len(latencies))

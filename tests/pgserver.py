@@ -72,7 +72,7 @@ import time
 import uuid
 from pathlib import Path
 
-__all__ = ["PostgresServer", "start_postgres", "start_for", "find_pg_bindir", "last_error", "ENV_URL"]
+__all__ = ["PostgresServer", "start_postgres", "start_or_say", "start_for", "find_pg_bindir", "last_error", "ENV_URL"]
 
 #: Use this existing server instead of starting one.
 ENV_URL = "DECLARATIONS_TEST_PG_URL"
@@ -446,13 +446,20 @@ if __name__ == "__main__":  # quick manual check: python tests/pgserver.py
             print(f"create+drop database: {(time.monotonic() - t) / n * 1000:.1f} ms")
 
 
-def start_for(backends: list[str]) -> PostgresServer | None:
-    """For the benchmarks: a server when ``backends`` names postgresql; if there is none, say why on
-    stderr and drop postgresql from ``backends`` (the others still run)."""
-    if "postgresql" not in backends:
-        return None
+def start_or_say() -> PostgresServer | None:
+    """For the benchmarks: ``start_postgres``, saying why on stderr when there is no server."""
     server = start_postgres()
     if server is None:
         print(f"no PostgreSQL: {last_error}", file=sys.stderr)
+    return server
+
+
+def start_for(backends: list[str]) -> PostgresServer | None:
+    """For the benchmarks: a server when ``backends`` names postgresql; if there is none, say why and
+    drop postgresql from ``backends`` (the others still run)."""
+    if "postgresql" not in backends:
+        return None
+    server = start_or_say()
+    if server is None:
         backends.remove("postgresql")
     return server
