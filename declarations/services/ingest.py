@@ -26,7 +26,7 @@ from declarations.services.examine import (Examined, certificate_validity, exami
                                            signer_anomalies)
 from declarations.settings import Settings, brussels_today
 from declarations.store import facts
-from declarations.store.database import lock_employer
+from declarations.store.database import is_sqlite, lock_employer
 from declarations.store.tables import PROD, scope_of
 from declarations.store.views import DimonaView, DirectoryReader, StoredResult, StoredView, sender_view
 from declarations.xmlio.parsing import parse
@@ -68,16 +68,25 @@ class Ingest:
         now = self.settings.now()
         limit = self.settings.max_message_bytes if max_bytes is None else max_bytes
         examined = examine(data, max_bytes=limit, element=element)
+        rows = self._dmfa_rows(examined)
         with turn if turn is not None else contextlib.nullcontext():
-            return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided)
+            return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided, rows)
+
+    def _dmfa_rows(self, examined: Examined) -> facts.DmfaRows | None:
+        """A DmfA's rows as PostgreSQL will take them, built before the transaction (facts.DmfaRows); wasted
+        only for a DmfA refused in its transaction (stage 4 or 5)."""
+        if isinstance(examined.declaration, DmfA) and not examined.xsd and not is_sqlite(self.engine):
+            return facts.dmfa_rows(examined.declaration)
+        return None
 
     def _decide_once(self, examined: Examined, now: dt.datetime, channel: str, batch_sender_id: str | None,
-                     batch_id: str | None, on_decided) -> Receipt:
+                     batch_id: str | None, on_decided, rows: facts.DmfaRows | None) -> Receipt:
         for _attempt in range(5):
             try:
                 with self.engine.begin() as connection:
                     reads = _Reads()
-                    receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id, reads)
+                    receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id, reads,
+                                           rows)
                     if receipt.outcome.accepted and not receipt.retry:
                         # institutions.md: the notifications it yields commit with it (PROD only).
                         notify_institutions(connection, examined.declaration, receipt.outcome, now,
@@ -94,7 +103,8 @@ class Ingest:
     # -- one transaction ------------------------------------------------------
 
     def _decide(self, connection: Connection, ex: Examined, now: dt.datetime, channel: str,
-                batch_sender_id: str | None, batch_id: str | None, reads: "_Reads") -> Receipt:
+                batch_sender_id: str | None, batch_id: str | None, reads: "_Reads",
+                rows: facts.DmfaRows | None) -> Receipt:
         # Statements on an accepted Dimona, PostgreSQL: (1) the directory, the message key, the archive row
         # and the employer's lock (facts.receive); (2) the periods the rules read (DimonaView); (3) the facts
         # and the signed result (facts.store_dimona). BEGIN and COMMIT besides.
@@ -159,7 +169,7 @@ class Ingest:
             return refuse(anomalies, declaration_id=declaration_id)
         if isinstance(declaration, Dimona):
             return self._store_dimona(connection, ex, now, declaration, declaration_id, scope, stored, anomalies)
-        self._store_facts(connection, declaration, declaration_id, scope, context)
+        self._store_facts(connection, declaration, declaration_id, scope, context, rows)
         return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
 
     def _store_dimona(self, connection, ex: Examined, now, dimona: Dimona, declaration_id: int, scope: str,
@@ -183,10 +193,10 @@ class Ingest:
             environment=header.environment if header else None, content_sha256=ex.content_sha256,
             batch_id=batch_id)
 
-    def _store_facts(self, connection, declaration, declaration_id, scope, context) -> None:
+    def _store_facts(self, connection, declaration, declaration_id, scope, context, rows) -> None:
         """A DmfA's or a social risk's facts (a Dimona's go with its result: _store_dimona)."""
         if isinstance(declaration, DmfA):
-            facts.store_dmfa(connection, declaration, declaration_id, scope)
+            facts.store_dmfa(connection, declaration, declaration_id, scope, rows=rows)
         elif isinstance(declaration, SocialRisk):
             reference, source = declaration.reference_data, "DECLARED"
             if reference is None and declaration.scenario.reference_data:

@@ -155,24 +155,34 @@ def _compare(app, dmfa_for) -> None:
         _compare_on(connection, dmfa_for)
 
 
+def _store_with_rows_built_before(connection: Connection, dmfa: DmfA, declaration_id: int, scope: str) -> None:
+    """As Ingest.submit does on PostgreSQL: the COPY rows built before the transaction drew the id."""
+    facts.store_dmfa(connection, dmfa, declaration_id, scope, rows=facts.dmfa_rows(dmfa))
+
+
 def _compare_on(connection: Connection, dmfa_for) -> None:
     ids = {}
-    # The new one first: it adds the workers to ``person`` (the oracle then finds them there).
-    for name, store in (("new", facts.store_dmfa), ("oracle", oracle_store_dmfa)):
+    # The new ones first: they add the workers to ``person`` (the oracle then finds them there).
+    for name, store in (("new", facts.store_dmfa), ("rows built before", _store_with_rows_built_before),
+                        ("oracle", oracle_store_dmfa)):
         before = _declaration(connection)  # a DmfA for the REPLACEMENT to replace
         oracle_store_dmfa(connection, _dmfa(3, prefix="8"), before, "PROD")
         ids[name] = _declaration(connection), before
         store(connection, dmfa_for(before), ids[name][0], "PROD")
-    (oracle_id, oracle_before), (new_id, new_before) = ids["oracle"], ids["new"]
-    assert _stored(connection, new_id, new_before) == _stored(connection, oracle_id, oracle_before)
-    assert _stored(connection, new_id, new_before)["dmfa_person"]
-    old = [connection.execute(select(t.dmfa.c.is_current, t.dmfa.c.replaced_by_declaration_id)
-                              .where(t.dmfa.c.declaration_id == i)).one() for i in (oracle_before, new_before)]
-    assert (old[0].is_current, old[0].replaced_by_declaration_id == oracle_id) \
-        == (old[1].is_current, old[1].replaced_by_declaration_id == new_id)
+    oracle_id, oracle_before = ids.pop("oracle")
+    expected = _stored(connection, oracle_id, oracle_before)
+    assert expected["dmfa_person"]
+    oracle_old = connection.execute(select(t.dmfa.c.is_current, t.dmfa.c.replaced_by_declaration_id)
+                                    .where(t.dmfa.c.declaration_id == oracle_before)).one()
+    for name, (new_id, new_before) in ids.items():
+        assert _stored(connection, new_id, new_before) == expected, name
+        old = connection.execute(select(t.dmfa.c.is_current, t.dmfa.c.replaced_by_declaration_id)
+                                 .where(t.dmfa.c.declaration_id == new_before)).one()
+        assert (old.is_current, old.replaced_by_declaration_id == new_id) \
+            == (oracle_old.is_current, oracle_old.replaced_by_declaration_id == oracle_id), name
     # The workers are persons either way (most there already, the others added).
     persons = set(connection.execute(select(t.person.c.inss)).scalars())
-    assert {p.inss for p in dmfa_for(new_before).persons} <= persons
+    assert {p.inss for p in dmfa_for(None).persons} <= persons
     connection.rollback()  # nothing stays
 
 
@@ -223,7 +233,7 @@ def test_a_nul_fails_or_is_stored_as_before(app, odd_inss):
     """PostgreSQL refuses a NUL in text (psycopg before sending, for the INSS; for the codes, write_row as
     before): the same error either way; SQLite stores it, the same rows either way."""
     outcomes = []
-    for store in (facts.store_dmfa, oracle_store_dmfa):
+    for store in (facts.store_dmfa, _store_with_rows_built_before, oracle_store_dmfa):
         with app.engine.connect() as connection:
             transaction = connection.begin()
             try:
@@ -234,5 +244,5 @@ def test_a_nul_fails_or_is_stored_as_before(app, odd_inss):
                 outcomes.append(type(exc))
             finally:
                 transaction.rollback()
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
     assert isinstance(outcomes[0], dict) == is_sqlite(app.engine)
