@@ -175,6 +175,8 @@ dmfa = Table(
 )
 Index("ix_dmfa_employer_quarter", dmfa.c.employer_noss, dmfa.c.quarter, dmfa.c.is_current)
 
+# On PostgreSQL migration 0005 replaces dmfa_person's two foreign keys with triggers that check each
+# statement's rows as a set (a DmfA's 1,000 rows: ~2.4 ms instead of ~9); SQLite keeps them as declared here.
 dmfa_person = Table(
     "dmfa_person", metadata,
     Column("declaration_id", Id, ForeignKey("dmfa.declaration_id"), primary_key=True),
