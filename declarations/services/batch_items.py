@@ -4,9 +4,8 @@ Every declaration goes through ``Ingest.submit`` exactly as in real time, and it
 commits in the declaration's own transaction (``decide``). What this module adds is *where* and *when*:
 
 - **In this process** (``DECLARATIONS_BATCH_WORKERS=1``, or a file smaller than
-  ``DECLARATIONS_BATCH_PARALLEL_MIN_BYTES``): one declaration after the other, in file order; the streamed
-  element is handed to ``submit`` as it is (no second parse).
-- **On worker processes**: the batch process reads the file and sends each declaration's bytes to a pool
+  ``DECLARATIONS_BATCH_PARALLEL_MIN_BYTES``): one declaration after the other, in file order.
+- **On worker processes**: the batch process sends each declaration's bytes to a pool
   of forked workers. A worker runs the pure stages (size and well-formedness, signature, XSD, decoding,
   identifiers: the larger part of a declaration's cost) as soon as it gets the item, then waits for its
   turn (``Turns``): the transactions run one after the other, **in file order**, each starting once the
@@ -34,8 +33,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator
 
-from lxml import etree
-
 from declarations import ns
 from declarations.store import batches
 from declarations.xmlio import schemas
@@ -55,8 +52,7 @@ class BatchJob:
     lease_seconds: float
 
 
-def decide(app, job: BatchJob, position: int, data: bytes, element: etree._Element | None = None,
-           turn: ContextManager | None = None) -> tuple[int, str]:
+def decide(app, job: BatchJob, position: int, data: bytes, turn: ContextManager | None = None) -> tuple[int, str]:
     """One declaration through ``Ingest.submit``; its position and the lease commit with it.
     Returns (position, the outcome's status)."""
 
@@ -66,7 +62,7 @@ def decide(app, job: BatchJob, position: int, data: bytes, element: etree._Eleme
                                  count_item=True):
             raise LeaseLost()
 
-    receipt = app.ingest.submit(data, channel="BATCH", element=element, max_bytes=job.max_item_bytes,
+    receipt = app.ingest.submit(data, channel="BATCH", max_bytes=job.max_item_bytes,
                                 batch_sender_id=job.sender_id, batch_id=job.batch_id, on_decided=record,
                                 turn=turn)
     return position, receipt.outcome.status
@@ -97,17 +93,17 @@ class Items:
 
     def __init__(self, executor, call: Callable, in_flight: int, *, local: bool):
         self._executor, self._call, self._limit = executor, call, max(1, in_flight)
-        self._local = local  # the call runs here: it may take the streamed element (never sent elsewhere)
+        self._local = local  # the call runs here, at once (no ticket: nothing else runs meanwhile)
         self._running: set[futures.Future] = set()
         self._tickets = 0
 
-    def submit(self, position: int, data: bytes, element: etree._Element) -> Iterator[tuple[int, str]]:
+    def submit(self, position: int, data: bytes) -> Iterator[tuple[int, str]]:
         while len(self._running) >= self._limit:
             yield from self._completed()
         self._tickets += 1
-        args = (position, data, element) if self._local else (self._tickets, position, data)
+        args = (position, data) if self._local else (self._tickets, position, data)
         self._running.add(self._executor.submit(self._call, *args))
-        if self._local:  # already done: report it now, while the element is still the current one
+        if self._local:  # already done: report it now
             yield from self._completed()
 
     def finish(self) -> Iterator[tuple[int, str]]:

@@ -77,10 +77,13 @@ def test_killed_at_any_point_the_batch_is_finished_once_on_restart(tmp_path, eng
     assert cli(env, "batch", "put", str(source)).returncode == 0
     killed = cli(env, "batch", "run", extra={"DECLARATIONS_BATCH_CRASH_AT": point})
     assert killed.returncode == -9, killed.stderr
+    home = Path(env["DECLARATIONS_HOME"])
+    spools = lambda: list((home / "archive").glob(".*.spool"))  # noqa: E731 -- the first pass's copy of the items
+    assert bool(spools()) == (point != "claimed")  # written by the first pass, which a kill leaves behind
     again = cli(env, "batch", "run")
     assert again.returncode == 0, again.stderr
+    assert spools() == []  # the dead owner's spool removed by the next one
     assert count(env, t.declaration) == 6 and count(env, t.batch_item) == 6
-    home = Path(env["DECLARATIONS_HOME"])
     result = batch_xml.read_answer(parsing.parse((home / "outbox" / "q4.result.xml").read_bytes()))
     assert [r.findtext(f"{{{ns.RESULT}}}MessageId") for r in result["results"]] == \
         ["crash-0", "crash-1", "crash-2", "crash-unsigned", "crash-4", "crash-5"]
@@ -131,6 +134,7 @@ def test_killed_with_worker_processes_the_batch_is_finished_once_on_restart(tmp_
     assert again.returncode == 0, again.stderr
     assert count(env, t.declaration) == 9 and count(env, t.batch_item) == 9
     home = Path(env["DECLARATIONS_HOME"])
+    assert list((home / "archive").glob(".*.spool")) == []
     result = batch_xml.read_answer(parsing.parse((home / "outbox" / "q4.result.xml").read_bytes()))
     assert [r.findtext(f"{{{ns.RESULT}}}MessageId") for r in result["results"]] == \
         ["crash-0", "crash-b0", "crash-1", "crash-b1", "crash-2", "crash-unsigned", "crash-b2", "crash-4", "crash-5"]

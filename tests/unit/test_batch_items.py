@@ -50,7 +50,7 @@ def run(recorder: Recorder, positions: list[int], workers: int = 3) -> list[int]
     with futures.ThreadPoolExecutor(max_workers=workers) as pool:
         items = Items(pool, recorder, in_flight=2 * workers, local=False)
         for position in positions:
-            done += [p for p, _ in items.submit(position, b"", None)]
+            done += [p for p, _ in items.submit(position, b"")]
         done += [p for p, _ in items.finish()]
     return done
 
