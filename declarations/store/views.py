@@ -10,7 +10,7 @@ from typing import Iterable
 
 from functools import lru_cache
 
-from sqlalchemy import (BigInteger, Date, Integer, LargeBinary, String, and_, any_, bindparam, cast, func,
+from sqlalchemy import (BigInteger, Date, Integer, LargeBinary, String, Text, and_, any_, bindparam, cast, func,
                         literal_column, null, or_, select, type_coerce, union_all)
 from sqlalchemy.engine import Connection
 
@@ -56,10 +56,15 @@ class StoredView:
         if self.connection.dialect.name == "postgresql" and self.connection.in_transaction():
             # One array parameter, whatever the number of workers (a DmfA's 1,000): no IN list of 500 bound
             # parameters that SQLAlchemy renders and psycopg converts at every execution.
-            rows = _periods_of_statement().rows(self.connection, {
-                "noss": employer, "inss_list": inss_list, "scope_a": self.scopes[0], "scope_b": self.scopes[-1]})
-            for row in rows:
-                period = _period_at(row, 0)
+            # The workers as one text the server splits where that is unambiguous (psycopg dumps a list of
+            # 1,000 strings in Python, element by element: most of this call's CPU); else as an array.
+            joined = ",".join(inss_list)
+            as_text = bool(inss_list) and "" not in inss_list and joined.count(",") == len(inss_list) - 1
+            rows = _periods_of_statement(as_text).rows(self.connection, {
+                "noss": employer, "inss_list": joined if as_text else inss_list, "scope_a": self.scopes[0],
+                "scope_b": self.scopes[-1]})
+            for row in rows:  # the columns in StoredPeriod's order
+                period = StoredPeriod(*row)
                 found[period.inss].append(period)
             return found
         if self.connection.dialect.name == "sqlite":
@@ -302,10 +307,11 @@ def _dimona_reads(sqlite: bool, new_period: bool):
             .order_by(p.c.period_id))
 
 
-# Where _period's fields sit in a row of all employment_period's columns (in table order), by position.
-_PERIOD_FIELDS = tuple(t.employment_period.c.keys().index(name) for name in (
-    "period_id", "employer_noss", "inss", "starting_date", "ending_date", "joint_commission", "worker_type",
-    "planned_hours", "cancelled", "version"))
+# employment_period's columns that make a StoredPeriod, in its fields' order; where they sit in a row of all
+# employment_period's columns (in table order), by position.
+_PERIOD_COLUMNS = ("period_id", "employer_noss", "inss", "starting_date", "ending_date", "joint_commission",
+                   "worker_type", "planned_hours", "cancelled", "version")
+_PERIOD_FIELDS = tuple(t.employment_period.c.keys().index(name) for name in _PERIOD_COLUMNS)
 
 
 def _period_at(row, offset: int) -> StoredPeriod:
@@ -320,13 +326,16 @@ def _dimona_statement(new_period: bool) -> DriverStatement:
 
 
 @lru_cache(maxsize=None)
-def _periods_of_statement() -> DriverStatement:
+def _periods_of_statement(as_text: bool) -> DriverStatement:
     """PostgreSQL: StoredView.periods_of's query with the workers as one array (``inss = ANY(...)``, which
-    PostgreSQL plans as it plans an IN list), on the driver's cursor (database.DriverStatement)."""
+    PostgreSQL plans as it plans an IN list), given as one comma-separated text when ``as_text``, on the
+    driver's cursor (database.DriverStatement); StoredPeriod's fields, in its order."""
     p = t.employment_period
     scopes = [bindparam("scope_a", type_=String), bindparam("scope_b", type_=String)]
-    return DriverStatement(select(*p.c).where(
-        p.c.employer_noss == bindparam("noss", type_=String), p.c.inss == any_(bindparam("inss_list")),
+    workers = (func.string_to_array(cast(bindparam("inss_list"), Text), ",") if as_text
+               else bindparam("inss_list"))
+    return DriverStatement(select(*(p.c[name] for name in _PERIOD_COLUMNS)).where(
+        p.c.employer_noss == bindparam("noss", type_=String), p.c.inss == any_(workers),
         p.c.cancelled.is_(False), p.c.scope.in_(scopes)))
 
 

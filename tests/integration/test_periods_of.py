@@ -52,3 +52,20 @@ def test_periods_of_many_workers_in_their_scopes(app):
             assert isinstance(sample.starting_date, dt.date) and sample.employer == EMPLOYER
             assert sample.cancelled is False and sample.version == 1
         connection.rollback()
+
+
+def test_workers_whose_list_a_comma_would_make_ambiguous(app):
+    """PostgreSQL sends the workers as one comma-separated text when that is unambiguous, else as an array:
+    an INSS holding a comma, or an empty one, must find exactly its own periods either way."""
+    odd = ["1,2", "", "60010100172"]
+    with app.engine.begin() as connection:
+        connection.execute(insert(t.person), [{"inss": w} for w in odd + ["1", "2"]])
+        connection.execute(insert(t.employment_period), [
+            {"scope": "PROD", "employer_noss": EMPLOYER, "inss": inss, "worker_type": "OTH",
+             "starting_date": dt.date(2025, 1, 1), "ending_date": None, "joint_commission": "302",
+             "planned_hours": None, "cancelled": False, "version": 1} for inss in odd + ["1", "2"]])
+        view = StoredView(connection, "PROD")
+        assert sorted(view.periods_of(EMPLOYER, ["1,2"])) == ["1,2"]  # not "1" and "2"
+        assert sorted(view.periods_of(EMPLOYER, ["", "60010100172"])) == ["", "60010100172"]
+        assert sorted(view.periods_of(EMPLOYER, ["1", "2"])) == ["1", "2"]
+        connection.rollback()
