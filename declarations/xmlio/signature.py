@@ -132,7 +132,10 @@ class VerifiedDocument:
     ``signed`` is signxml's ``verify(...).signed_xml``: the exclusive
     canonical form of the signed element, Signature removed, parsed into a
     tree of its own (comments are gone: exclusive c14n without comments does
-    not sign them). Use it and only it; never the received tree.
+    not sign them). Use it and only it; never the received tree. (When
+    ``verify`` was handed a comment-free tree it owns, that tree, Signature
+    removed, is ``signed``: it reads exactly as the canonical form parsed
+    again would, ``_is_its_own_canonical_reading``.)
 
     ``content_sha256`` is the hex SHA-256 of that canonical form (the
     Reference's digest, which verify has just checked): exclusive c14n is
