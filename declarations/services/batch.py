@@ -51,7 +51,7 @@ from sqlalchemy.exc import IntegrityError
 
 from declarations import ns
 from declarations.exceptions import InputRefused, MalformedXml
-from declarations.services.batch_items import BatchJob, LeaseLost, items_runner, start_workers
+from declarations.services.batch_items import BatchJob, LeaseLost, Spooled, items_runner, start_workers
 from declarations.store import batches
 from declarations.store.views import DirectoryReader
 from declarations.xmlio import batch_xml, parsing, schemas
@@ -510,13 +510,15 @@ class Inbox:
             declarations.close()
         summary.counts = {k.lower(): v for k, v in counts.items()}
 
-    def _declarations(self, archived: Path, spool: Path | None) -> Iterator[bytes]:
-        """Each declaration's bytes, in file order: from the first pass's spool, or, for a batch resumed
-        after a crash (its first pass ran in the process that died), from the archived file again."""
+    def _declarations(self, archived: Path, spool: Path | None) -> Iterator[bytes | Spooled]:
+        """Each declaration, in file order: where it is in the first pass's spool, or, for a batch resumed
+        after a crash (its first pass ran in the process that died), its bytes from the archived file again."""
         if spool is not None:
             with open(spool, "rb") as stream:
                 while head := stream.read(8):
-                    yield stream.read(int.from_bytes(head, "big"))
+                    length = int.from_bytes(head, "big")
+                    yield Spooled(str(spool), stream.tell(), length)
+                    stream.seek(length, os.SEEK_CUR)
             return
         items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes)
         try:

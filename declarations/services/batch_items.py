@@ -52,9 +52,29 @@ class BatchJob:
     lease_seconds: float
 
 
-def decide(app, job: BatchJob, position: int, data: bytes, turn: ContextManager | None = None) -> tuple[int, str]:
+@dataclass(frozen=True)
+class Spooled:
+    """Where a declaration's bytes are in the first pass's spool file. A worker process gets this and reads
+    the bytes itself: pickling 850 KB through the pool's pipe cost ~1.3 ms of CPU per such DmfA, on the two
+    sides together."""
+    path: str
+    offset: int
+    length: int
+
+    def read(self) -> bytes:
+        with open(self.path, "rb") as stream:
+            data = os.pread(stream.fileno(), self.length, self.offset)
+        if len(data) != self.length:
+            raise OSError(f"{self.path} ends before the declaration at byte {self.offset}")
+        return data
+
+
+def decide(app, job: BatchJob, position: int, data: bytes | Spooled,
+           turn: ContextManager | None = None) -> tuple[int, str]:
     """One declaration through ``Ingest.submit``; its position and the lease commit with it.
     Returns (position, the outcome's status)."""
+    if isinstance(data, Spooled):
+        data = data.read()
 
     def record(connection, receipt):
         batches.add_item(connection, job.batch_pk, position, receipt.outcome.declaration_id)
@@ -97,7 +117,7 @@ class Items:
         self._running: set[futures.Future] = set()
         self._tickets = 0
 
-    def submit(self, position: int, data: bytes) -> Iterator[tuple[int, str]]:
+    def submit(self, position: int, data: bytes | Spooled) -> Iterator[tuple[int, str]]:
         while len(self._running) >= self._limit:
             yield from self._completed()
         self._tickets += 1
@@ -196,7 +216,7 @@ def _ready() -> None:
     """A first task per worker: makes the pool start every worker at once."""
 
 
-def _decide_in_worker(job: BatchJob, ticket: int, position: int, data: bytes) -> tuple[int, str]:
+def _decide_in_worker(job: BatchJob, ticket: int, position: int, data: bytes | Spooled) -> tuple[int, str]:
     if os.environ.get("DECLARATIONS_BATCH_CRASH_AT") == f"worker-item:{position}":  # test hook: a worker dies
         os.kill(os.getpid(), signal.SIGKILL)
     try:
