@@ -52,6 +52,7 @@ from sqlalchemy.exc import IntegrityError
 from declarations import ns
 from declarations.exceptions import InputRefused, MalformedXml
 from declarations.services.batch_items import BatchJob, LeaseLost, Spooled, items_runner, start_workers
+from declarations.services.batch_spool import Spool
 from declarations.store import batches
 from declarations.store.views import DirectoryReader
 from declarations.xmlio import batch_xml, parsing, schemas
@@ -291,7 +292,7 @@ class Inbox:
         if claim.decision == "BUSY":
             return summary
         row = claim.row
-        self._drop_spools(sha)  # an earlier owner's, killed before it removed it: this process holds the file now
+        Spool.drop_stale(self.settings.archive, sha, _owner_is_gone)  # an earlier owner's, killed meanwhile
         if claim.decision == "RETRY":
             summary.outcome, summary.batch_id, summary.sender_id = "RETRY", row.batch_id, row.sender_id
             self._answer(name, row.ack, row.result, sha)
@@ -301,17 +302,16 @@ class Inbox:
         _crash_point("claimed")
         workers = self._workers_for(size)
         pool = start_workers(self.app, workers) if workers > 1 else None
-        spool = None
+        spool = Spool(self.settings.archive, sha, self.owner)
         try:
-            if row.status == batches.RECEIVED:
+            if row.status == batches.RECEIVED:  # resumed: no spool, the second pass reads the archive again
                 header = _Header(row.batch_id, row.sender_id, row.item_count)
-                received_at = row.received_at
                 self._write(f"{name}.ack.xml", row.ack)
             else:
                 received_at = self.settings.now()
-                spool = self.settings.archive / f".{sha}.{os.getpid()}.spool"
                 header = self._first_pass(row, archived, file_name, go_text, size, received_at, name, spool)
                 if isinstance(header, FileRefused):  # the ack says why
+                    spool.remove()
                     refused = header
                     summary.outcome, summary.code, summary.message = "FILE_REFUSED", refused.code, refused.message
                     summary.batch_id = getattr(refused, "batch_id", None)
@@ -324,6 +324,7 @@ class Inbox:
             _event("batch.taken", file=file_name, sha256=sha, batch_id=header.batch_id, sender_id=header.sender_id,
                    items=header.item_count, resumed_at=row.items_done or None, owner=self.owner)
             self._second_pass(row, archived, header, summary, pool, workers, spool)
+            spool.remove()
             result = self._result(row, header, file_name, sha)
             with self.app.engine.begin() as connection:
                 if not batches.mark_done(connection, row.id, self.owner):
@@ -346,8 +347,7 @@ class Inbox:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-            if spool is not None:
-                spool.unlink(missing_ok=True)
+            spool.remove()
         summary.outcome = "DONE"
         summary.seconds = time.monotonic() - begin
         _event("batch.finished", file=file_name, sha256=sha, batch_id=header.batch_id, sender_id=header.sender_id,
@@ -383,7 +383,7 @@ class Inbox:
     # -- the first pass: file-level checks, then the ack -----------------------
 
     def _first_pass(self, row, archived: Path, file_name: str, go_text: bytes, size: int, received_at,
-                    name: str, spool: Path) -> _Header | FileRefused:
+                    name: str, spool: Spool) -> _Header | FileRefused:
         sha = row.file_sha256
         header: _Header | None = None
         try:
@@ -433,34 +433,33 @@ class Inbox:
             refusal.batch_id = batch_id
             return refusal
 
-    def _scan(self, row, archived: Path, spool: Path) -> tuple[_Header, int]:
+    def _scan(self, row, archived: Path, spool: Spool) -> tuple[_Header, int]:
         """Stream the whole file once: the header (B003), well-formed to the end (B002), the count. Each
-        declaration's bytes go to ``spool`` (their length in 8 bytes, then the bytes), which the second pass
-        reads instead of parsing the file again: a 1,000-worker DmfA is parsed once here (~7 ms) and
-        written out (~3 ms), not parsed a second time (~10 ms with the writing)."""
+        declaration's bytes go to ``spool``, which the second pass reads instead of parsing the file again
+        (batch_spool.py): a 1,000-worker DmfA is parsed once here (~7 ms) and written out (~3 ms), not
+        parsed a second time (~10 ms with the writing)."""
         header = None
         count = 0
         beat = time.monotonic()
         items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes)
+        spool.open()
         try:
-            with open(spool, "wb") as out:
-                for element in items:
-                    if header is None:
-                        header = self._header(element)
-                        continue
-                    if element.tag not in ns.KIND_BY_ROOT:
-                        raise FileRefused(f"element {count + 2} of the Batch is {etree.QName(element).localname} "
-                                          f"in {etree.QName(element).namespace}, not a Dimona, DmfA or SocialRisk",
-                                          code="B002")
-                    count += 1
-                    data = etree.tostring(element, with_tail=False)
-                    out.write(len(data).to_bytes(8, "big"))
-                    out.write(data)
-                    if time.monotonic() - beat > HEARTBEAT_SECONDS:  # a long file: keep the claim alive
-                        beat = time.monotonic()
-                        with self.app.engine.begin() as connection:
-                            if not batches.heartbeat(connection, row.id, self.owner, time.time() + LEASE_SECONDS):
-                                raise LeaseLost()
+            for element in items:
+                if header is None:
+                    header = self._header(element)
+                    continue
+                if element.tag not in ns.KIND_BY_ROOT:
+                    raise FileRefused(f"element {count + 2} of the Batch is {etree.QName(element).localname} "
+                                      f"in {etree.QName(element).namespace}, not a Dimona, DmfA or SocialRisk",
+                                      code="B002")
+                count += 1
+                spool.add(etree.tostring(element, with_tail=False))
+                if time.monotonic() - beat > HEARTBEAT_SECONDS:  # a long file: keep the claim alive
+                    beat = time.monotonic()
+                    with self.app.engine.begin() as connection:
+                        if not batches.heartbeat(connection, row.id, self.owner, time.time() + LEASE_SECONDS):
+                            raise LeaseLost()
+            spool.close()
         except FileRefused as refusal:
             refusal.batch_id = header.batch_id if header else None
             raise
@@ -483,7 +482,7 @@ class Inbox:
     # -- the second pass: each declaration through the pipeline ------------------
 
     def _second_pass(self, row, archived: Path, header: _Header, summary: Summary, pool, workers: int,
-                     spool: Path | None) -> None:
+                     spool: Spool) -> None:
         with self.app.engine.connect() as connection:
             prefix, committed = batches.positions_stored(connection, row.id)
         counts = {"ACCEPTED": 0, "ACCEPTED_WITH_WARNINGS": 0, "REFUSED": 0}
@@ -499,6 +498,7 @@ class Inbox:
                 _crash_point(f"item:{position}")
 
         declarations = self._declarations(archived, spool)
+        position = 0
         try:
             for position, data in enumerate(declarations, 1):
                 if position <= prefix or position in committed:
@@ -508,17 +508,17 @@ class Inbox:
         finally:
             runner.close()
             declarations.close()
+        if position != header.item_count:  # never finish a batch with items missing
+            raise RuntimeError(f"the second pass read {position} declarations, not the {header.item_count} "
+                               "the first pass counted")
         summary.counts = {k.lower(): v for k, v in counts.items()}
 
-    def _declarations(self, archived: Path, spool: Path | None) -> Iterator[bytes | Spooled]:
-        """Each declaration, in file order: where it is in the first pass's spool, or, for a batch resumed
-        after a crash (its first pass ran in the process that died), its bytes from the archived file again."""
-        if spool is not None:
-            with open(spool, "rb") as stream:
-                while head := stream.read(8):
-                    length = int.from_bytes(head, "big")
-                    yield Spooled(str(spool), stream.tell(), length)
-                    stream.seek(length, os.SEEK_CUR)
+    def _declarations(self, archived: Path, spool: Spool) -> Iterator[bytes | Spooled]:
+        """Each declaration, in file order: where it is in the first pass's spool, or its bytes from the
+        archived file again (a batch resumed after a crash, whose first pass ran in the process that died;
+        or one whose spool could not be written)."""
+        if spool.complete:
+            yield from spool.entries()
             return
         items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes)
         try:
@@ -527,11 +527,6 @@ class Inbox:
                 yield etree.tostring(element, with_tail=False)
         finally:
             items.close()
-
-    def _drop_spools(self, sha: str) -> None:
-        """Remove the spools an earlier owner of this file left (killed before it could)."""
-        for stale in self.settings.archive.glob(f".{sha}.*.spool"):
-            stale.unlink(missing_ok=True)
 
     def _workers_for(self, size: int) -> int:
         """Worker processes for a file of ``size`` bytes: starting them costs about a second of CPU, so a

@@ -360,6 +360,16 @@ def _c14n(element: etree._Element) -> bytes:
     return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
 
 
+def _c14n_received(element: etree._Element, what: str) -> bytes:
+    """``_c14n`` of received content: what cannot be canonicalized (libxml2 refuses, e.g., a relative
+    namespace URI) cannot have been signed in the profile, and is refused as such (S002)."""
+    try:
+        return _c14n(element)
+    except etree.C14NError:
+        raise _refuse(f"the {what} cannot be put in exclusive canonical form (a relative namespace URI?), "
+                      "so it cannot carry a signature in the profile") from None
+
+
 def _check_signature_value(public_key, method: str, value: bytes, signed_info_c14n: bytes) -> None:
     """Raises cryptography's InvalidSignature unless ``value`` signs ``signed_info_c14n``."""
     if method == RSA_SHA256:
@@ -437,7 +447,7 @@ def verify(element: etree._Element, *, owned: bool = False) -> VerifiedDocument:
     digest_value = _b64(_elements(reference)[2], "DigestValue")
     value = _b64(signature_value, "SignatureValue")
     # SignedInfo in place (exclusive c14n renders only the namespaces it uses, wherever declared).
-    signed_info_c14n = _c14n(signed_info)
+    signed_info_c14n = _c14n_received(signed_info, "ds:SignedInfo")
     # SignedInfo first (so that DigestValue is known to be the signer's), then the Reference.
     try:
         _check_signature_value(cert.public_key(), method, value, signed_info_c14n)
@@ -448,7 +458,7 @@ def verify(element: etree._Element, *, owned: bool = False) -> VerifiedDocument:
     # only, then exclusive c14n. lxml's remove() would drop the text after it (its "tail", e.g. the
     # line break before the root's end tag), which is content of the root: keep it.
     _remove_keeping_tail(signature)
-    content = _c14n(document)
+    content = _c14n_received(document, "signed content")
     content_sha256 = hashlib.sha256(content)
     if content_sha256.digest() != digest_value:
         raise _refuse("the signed content does not match the signature's digest: "

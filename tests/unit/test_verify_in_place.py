@@ -110,3 +110,15 @@ def test_examine_of_bytes_reports_what_examine_of_an_element_reports(change):
     assert {"none": owned.declaration is not None, "comment": owned.declaration is not None,
             "xsd": [a.code for a in owned.xsd] == ["C005"],
             "signature": [a.code for a in owned.refusal] == ["S002"]}[change]
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_content_that_cannot_be_canonicalized_is_refused_not_a_crash(owned):
+    """libxml2 refuses to canonicalize a relative namespace URI: such a document cannot carry a signature
+    in the profile (S002), however it is handed to verify."""
+    data = (ROOT / "fixtures" / "cases" / "dmfa" / "m001-current-quarter.xml").read_bytes()
+    data = data.replace(b'<DmfA xmlns="urn:declarations:dmfa:v1">', b'<DmfA xmlns="relative/dmfa">', 1)
+    with pytest.raises(SignatureError, match="exclusive canonical form") as refused:
+        verify(parsing.parse(data), owned=owned)
+    assert refused.value.code == "S002"
+    assert [a.code for a in examine(data, max_bytes=1 << 24).refusal] == ["S002"]

@@ -1,0 +1,118 @@
+"""The first pass's spool: each declaration's bytes, written once, for the second pass and the workers.
+
+The first pass over a batch file parses it whole anyway (B002: well-formed to the end) and serializes each
+declaration; the spool keeps those bytes (each one's length in 8 bytes, then the bytes) so that the file is
+parsed once. It lives beside the archive (the disk that took the file takes its declarations too), under a
+name of its owner's: ``.<sha256>.<host>.<pid>.<token>.spool``, created exclusively, so that two processes
+taking turns on one file (a lease run out, one host or several sharing the folder) never write or remove
+each other's.
+
+The spool is only a shortcut: when it cannot be written (a full disk, an I/O error), the batch goes on and
+its second pass parses the archived file again, as a resumed batch does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from declarations.services.batch_items import Spooled
+
+log = logging.getLogger("declarations.batch")
+
+# A spool of a dead owner on another host cannot be told from a live one by its process; none lives this long
+# (a spool serves one batch: hours at most).
+STALE_SECONDS = 24 * 3600
+
+
+class Spool:
+    def __init__(self, folder: Path, sha: str, owner: str):
+        host, pid, token = owner.rsplit(":", 2)
+        self.path = folder / f".{sha}.{host}.{pid}.{token}.spool"
+        self._out = None
+        self.complete = False
+
+    # -- writing (the first pass) --------------------------------------------------------------------------
+
+    def open(self) -> None:
+        try:
+            self._out = open(self.path, "xb")
+        except OSError as error:
+            self._give_up(error)
+
+    def add(self, data: bytes) -> None:
+        if self._out is None:
+            return
+        try:
+            self._out.write(len(data).to_bytes(8, "big"))
+            self._out.write(data)
+        except OSError as error:
+            self._give_up(error)
+
+    def close(self) -> None:
+        """The first pass read the whole file: the spool holds every declaration (unless it gave up)."""
+        if self._out is None:
+            return
+        try:
+            self._out.close()
+            self.complete = True
+        except OSError as error:
+            self._give_up(error)
+        self._out = None
+
+    def _give_up(self, error: OSError) -> None:
+        log.warning("batch spool %s not written (%s): the second pass reads the archived file again",
+                    self.path, error)
+        if self._out is not None:
+            try:
+                self._out.close()
+            except OSError:
+                pass
+            self._out = None
+        self.remove()
+
+    # -- reading (the second pass) -----------------------------------------------------------------------
+
+    def entries(self) -> Iterator[Spooled]:
+        """Where each declaration is, in file order. A spool cut short (it never should be: it is this
+        process's own file) raises rather than ending early: a batch must never be finished with items
+        missing."""
+        with open(self.path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            while head := stream.read(8):
+                length = int.from_bytes(head, "big")
+                offset = stream.tell()
+                if len(head) != 8 or offset + length > size:
+                    raise OSError(f"{self.path} is cut short at byte {offset - len(head)}")
+                yield Spooled(str(self.path), offset, length)
+                stream.seek(length, os.SEEK_CUR)
+
+    def remove(self) -> None:
+        self.complete = False
+        if self._out is not None:  # a first pass that stopped half-way (a refusal, a lost lease)
+            try:
+                self._out.close()
+            except OSError:
+                pass
+            self._out = None
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    @staticmethod
+    def drop_stale(folder: Path, sha: str, owner_is_gone: Callable[[str], bool]) -> None:
+        """Remove the spools of ``sha``'s earlier owners that are gone: a dead process of this host, or
+        any spool older than a day."""
+        now = time.time()
+        for stale in folder.glob(f".{sha}.*.spool"):
+            host, pid, token = stale.name[len(sha) + 2:-len(".spool")].rsplit(".", 2)
+            try:
+                old = now - stale.stat().st_mtime > STALE_SECONDS
+            except OSError:
+                continue
+            if old or owner_is_gone(f"{host}:{pid}:{token}"):
+                stale.unlink(missing_ok=True)
