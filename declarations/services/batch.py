@@ -56,6 +56,7 @@ from declarations.services.batch_spool import Spool
 from declarations.store import batches
 from declarations.store.views import DirectoryReader
 from declarations.xmlio import batch_xml, parsing, schemas
+from declarations.xmlio.batch_slices import ChildBytes
 from declarations.xmlio.results import to_bytes
 
 log = logging.getLogger("declarations.batch")
@@ -169,8 +170,8 @@ def copy_atomic(folder: Path, name: str, source: Path) -> Path:
 class _Limited:
     """A binary reader that stops at the batch limit (B007), for the compressed and the uncompressed bytes."""
 
-    def __init__(self, raw, limit: int):
-        self.raw, self.limit, self.count = raw, limit, 0
+    def __init__(self, raw, limit: int, tap: Callable[[bytes], None] | None = None):
+        self.raw, self.limit, self.count, self.tap = raw, limit, 0, tap
 
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(_CHUNK if size is None or size < 0 else min(size, _CHUNK))
@@ -178,19 +179,22 @@ class _Limited:
         if self.count > self.limit:
             raise FileRefused(f"the file is larger than the limit of {self.limit} bytes once uncompressed",
                               code="B007")
+        if self.tap is not None:  # what the parser reads, uncompressed (batch_slices.ChildBytes)
+            self.tap(data)
         return data
 
 
-def _open(path: Path, gz: bool, limit: int):
+def _open(path: Path, gz: bool, limit: int, tap=None):
     raw = open(path, "rb")
     if not gz:
-        return _Limited(raw, limit), raw
-    return _Limited(gzip.GzipFile(fileobj=raw, mode="rb"), limit), raw
+        return _Limited(raw, limit, tap), raw
+    return _Limited(gzip.GzipFile(fileobj=raw, mode="rb"), limit, tap), raw
 
 
-def _items(path: Path, gz: bool, limit: int):
-    """(header, then each declaration element) of a Batch file; raises FileRefused for B002/B007."""
-    reader, raw = _open(path, gz, limit)
+def _items(path: Path, gz: bool, limit: int, tap: Callable[[bytes], None] | None = None):
+    """(header, then each declaration element) of a Batch file; raises FileRefused for B002/B007. ``tap``
+    is given every byte the parser reads, uncompressed, in order."""
+    reader, raw = _open(path, gz, limit, tap)
     try:
         children = _stream_children(reader)
         root = next(children)
@@ -441,19 +445,24 @@ class Inbox:
         header = None
         count = 0
         beat = time.monotonic()
-        items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes)
+        cuts = ChildBytes(ns.BATCH)
+        items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes, tap=cuts.feed)
         spool.open()
         try:
             for element in items:
                 if header is None:
                     header = self._header(element)
+                    cuts.skip(element.tag)
                     continue
                 if element.tag not in ns.KIND_BY_ROOT:
                     raise FileRefused(f"element {count + 2} of the Batch is {etree.QName(element).localname} "
                                       f"in {etree.QName(element).namespace}, not a Dimona, DmfA or SocialRisk",
                                       code="B002")
                 count += 1
-                spool.add(etree.tostring(element, with_tail=False))
+                # The declaration's bytes as the sender wrote them where they can be cut out with certainty
+                # (batch_slices.py: ~1 ms for a 1,000-worker DmfA), else as lxml writes the element (~3 ms).
+                if not cuts.take(element.tag, spool.add):
+                    spool.add(etree.tostring(element, with_tail=False))
                 if time.monotonic() - beat > HEARTBEAT_SECONDS:  # a long file: keep the claim alive
                     beat = time.monotonic()
                     with self.app.engine.begin() as connection:
