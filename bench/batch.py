@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -344,6 +345,9 @@ def main() -> int:
     parser.add_argument("--batch-workers", default="",
                         help="comma-separated DECLARATIONS_BATCH_WORKERS values to run (default: the engine's "
                              "default, one per CPU)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each configuration, each on a fresh store with its own floor; with more "
+                             "than one, a last table gives the median and the spread of the ratios")
     parser.add_argument("--profile", metavar="DIR",
                         help="dump cProfile stats of each run to DIR/<size>-<backend>.prof (slower; not for figures)")
     parser.add_argument("--child", nargs=2, metavar=("HOME", "URL"), help=argparse.SUPPRESS)
@@ -374,41 +378,45 @@ def main() -> int:
                 write_batch(source, batch_id=f"bench-{size}", item_count=count,
                             items=dmfa_items(signer, size, args.workers_per_dmfa, prefix=f"b{size}",
                                              employers=employers))
-                floor_s = min(floor(source) for _ in range(2))
                 world = directory_with(secretariat_employers(employers))
-                for backend in backends:
-                    for batch_workers in worker_counts:
-                        home = work / f"home-{size}-{employers}-{backend}-{batch_workers}"
-                        keys.ensure_engine_key(home)
-                        url = (f"sqlite:///{home / 'bench.db'}" if backend == "sqlite"
-                               else pg.create_database(pg.unique_name("bbench")))
-                        app = App(Settings.from_env({"DECLARATIONS_HOME": str(home),
-                                                     "DECLARATIONS_DATABASE_URL": url}))
-                        app.init()
-                        directory.load(app.engine, world)
-                        if args.dimona == "covered":
-                            cover_with_dimona(app.engine, secretariat_employers(employers),
-                                              employer_workers(args.workers_per_dmfa, employers))
-                        app.close()
-                        put_file(home / "inbox", f"bench-{size}", source)
-                        print(f"processing {size} workers on {backend}...", file=sys.stderr)
-                        command = [sys.executable, __file__, "--child", str(home), url]
-                        if args.profile:
-                            Path(args.profile).mkdir(parents=True, exist_ok=True)
-                            command += ["--child-profile",
-                                        str(Path(args.profile) / f"{size}-{employers}-{backend}.prof")]
-                        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-                        if batch_workers:
-                            env["DECLARATIONS_BATCH_WORKERS"] = batch_workers
-                        out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
-                        figures = json.loads(out.stdout.strip().splitlines()[-1])
-                        nbytes = source.stat().st_size
-                        processes = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
-                        rows.append((size, employers, backend, processes, count, nbytes,
-                                     figures["seconds"], floor_s, figures["rss_kib"], figures["counts"]))
-                        print(f"  {size:,} workers, {employers} employer(s), {backend}, {processes} process(es): "
-                              f"CPU per 1,000 workers: batch process {figures['cpu_self'] * 1e6 / size:.1f} ms, "
-                              f"workers {figures['cpu_workers'] * 1e6 / size:.1f} ms", file=sys.stderr)
+                # Each run: its own store, its own floor measured just before and after it.
+                for backend, batch_workers, run in ((b, w, r) for b in backends for w in worker_counts
+                                                    for r in range(args.repeat)):
+                    home = work / f"home-{size}-{employers}-{backend}-{batch_workers}-{run}"
+                    keys.ensure_engine_key(home)
+                    url = (f"sqlite:///{home / 'bench.db'}" if backend == "sqlite"
+                           else pg.create_database(pg.unique_name("bbench")))
+                    app = App(Settings.from_env({"DECLARATIONS_HOME": str(home),
+                                                 "DECLARATIONS_DATABASE_URL": url}))
+                    app.init()
+                    directory.load(app.engine, world)
+                    if args.dimona == "covered":
+                        cover_with_dimona(app.engine, secretariat_employers(employers),
+                                          employer_workers(args.workers_per_dmfa, employers))
+                    app.close()
+                    put_file(home / "inbox", f"bench-{size}", source)
+                    print(f"processing {size} workers on {backend}...", file=sys.stderr)
+                    command = [sys.executable, __file__, "--child", str(home), url]
+                    if args.profile:
+                        Path(args.profile).mkdir(parents=True, exist_ok=True)
+                        command += ["--child-profile",
+                                    str(Path(args.profile) / f"{size}-{employers}-{backend}.prof")]
+                    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+                    if batch_workers:
+                        env["DECLARATIONS_BATCH_WORKERS"] = batch_workers
+                    # The floor next to the run, before and after it (the host is shared: its speed
+                    # drifts within minutes), the best of three: the ratio is never flattered by it.
+                    floor_s = min(floor(source) for _ in range(2))
+                    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+                    floor_s = min(floor_s, floor(source))
+                    figures = json.loads(out.stdout.strip().splitlines()[-1])
+                    nbytes = source.stat().st_size
+                    processes = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
+                    rows.append((size, employers, backend, processes, count, nbytes,
+                                 figures["seconds"], floor_s, figures["rss_kib"], figures["counts"]))
+                    print(f"  {size:,} workers, {employers} employer(s), {backend}, {processes} process(es): "
+                          f"CPU per 1,000 workers: batch process {figures['cpu_self'] * 1e6 / size:.1f} ms, "
+                          f"workers {figures['cpu_workers'] * 1e6 / size:.1f} ms", file=sys.stderr)
                 source.unlink()
     if pg is not None:
         pg.stop()
@@ -419,6 +427,17 @@ def main() -> int:
         print(f"| {size:,} | {employers} | {backend} | {processes} | {count} | {nbytes / 1e6:,.1f} | {seconds:,.1f} "
               f"| {size / seconds:,.0f} | {floor_s:,.2f} | {size / floor_s:,.0f} | {seconds / floor_s:.1f}x "
               f"| {rss / 1024:,.0f} | {counts} |")
+    if args.repeat > 1:
+        runs: dict[tuple, list[tuple[float, float]]] = {}
+        for size, employers, backend, processes, count, nbytes, seconds, floor_s, rss, counts in rows:
+            runs.setdefault((size, employers, backend, processes), []).append((seconds / floor_s, size / seconds))
+        print("\n| workers | employers | store | processes | runs | ratio: median (min-max) | workers/s: median |")
+        print("|---:|---:|---|---:|---:|---|---:|")
+        for (size, employers, backend, processes), found in runs.items():
+            ratios = [r for r, _ in found]
+            print(f"| {size:,} | {employers} | {backend} | {processes} | {len(found)} "
+                  f"| {statistics.median(ratios):.1f}x ({min(ratios):.1f}-{max(ratios):.1f}) "
+                  f"| {statistics.median(w for _, w in found):,.0f} |")
     return 0
 
 
