@@ -26,6 +26,7 @@ import concurrent.futures as futures
 import contextlib
 import ctypes
 import functools
+import gc
 import multiprocessing
 import os
 import signal
@@ -209,6 +210,11 @@ def _start_worker(app, turns: Turns, parent: int) -> None:
     # terminates it (after another worker died).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     app.engine.dispose(close=False)  # nothing of the parent's pool is used here (it was empty anyway)
+    # What the fork brought (modules, schemas, the engine key: a few hundred thousand objects) never
+    # becomes garbage here: out of the collector's sight, a collection triggered by a DmfA's thousands of
+    # new objects does not walk it again (and does not write to the pages shared with the batch process).
+    # 40,000 workers on two workers: 4.8-5.0x -> 4.3-4.4x the floor on SQLite, 5.4-6.0x -> 5.3x on PostgreSQL.
+    gc.freeze()
     _WORKER_APP, _TURNS = app, turns
 
 
