@@ -229,10 +229,10 @@ def put_file(inbox: Path, name: str, source: Path) -> Path:
 def floor(path: Path, *, per_element: bool = False) -> float:
     """Seconds for lxml iterparse + XSD validation of each declaration of the file, nothing else.
 
-    The iterparse is the batch's own reader (services/batch._stream_children: lxml reports only the
+    The iterparse is the batch's own reader (services/batch_scan.stream_children: lxml reports only the
     root's children), so that a faster reader in the batch makes the floor faster too.
     ``per_element``: session 1's floor instead (parsing.stream_children, one event per element)."""
-    from declarations.services.batch import _stream_children
+    from declarations.services.batch_scan import stream_children as _stream_children
     from declarations.xmlio import parsing, schemas
 
     begin = time.perf_counter()

@@ -7,7 +7,7 @@
    while copying; from here on only the archived copy is read;
 2. claim it in the database (``store/batches.py``: a row per SHA-256 with an
    owner and a lease) -- another process holding it means: skip it;
-3. a first streaming pass: B001-B007 and ItemCount; a refusal writes a
+3. a first streaming pass (``batch_scan.py``): B001-B007 and ItemCount; a refusal writes a
    signed FILE_REFUSED ``NAME.ack.xml`` and stores nothing else. It also
    writes each declaration's bytes to a spool file beside the archive, so that
    the file is parsed once;
@@ -29,7 +29,6 @@ answers again.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -40,7 +39,6 @@ import signal
 import socket
 import time
 import uuid
-import zlib
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,28 +47,21 @@ from typing import BinaryIO, Callable, Iterator, Protocol
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
-from declarations import ns
-from declarations.exceptions import InputRefused, MalformedXml
-from declarations.services.batch_items import BatchJob, LeaseLost, Spooled, items_runner, start_workers
-from declarations.services.batch_spool import Spool
+from declarations.services.batch_items import BatchJob, LeaseLost, items_runner, start_workers
+from declarations.services.batch_scan import (BatchHeader, FileRefused, scan_carefully, scan_quickly,
+                                               stream_items)
+from declarations.services.batch_spool import Spool, Spooled
 from declarations.store import batches
 from declarations.store.views import DirectoryReader
-from declarations.xmlio import batch_xml, parsing, schemas
-from declarations.xmlio.batch_slices import ChildBytes
+from declarations.xmlio import batch_xml
 from declarations.xmlio.results import to_bytes
 
 log = logging.getLogger("declarations.batch")
 
 NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
-BATCH = f"{{{ns.BATCH}}}Batch"
-HEADER = f"{{{ns.BATCH}}}BatchHeader"
 _CHUNK = 1024 * 1024
 LEASE_SECONDS = float(os.environ.get("DECLARATIONS_BATCH_LEASE_SECONDS") or 60)
 HEARTBEAT_SECONDS = LEASE_SECONDS / 4
-
-
-class FileRefused(InputRefused):
-    """A file-level refusal (B001-B007)."""
 
 
 def name_problem(name: str) -> str | None:
@@ -167,65 +158,6 @@ def copy_atomic(folder: Path, name: str, source: Path) -> Path:
     return write_atomic(folder, name, copy)
 
 
-class _Limited:
-    """A binary reader that stops at the batch limit (B007), for the compressed and the uncompressed bytes."""
-
-    def __init__(self, raw, limit: int, tap: Callable[[bytes], None] | None = None):
-        self.raw, self.limit, self.count, self.tap = raw, limit, 0, tap
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(_CHUNK if size is None or size < 0 else min(size, _CHUNK))
-        self.count += len(data)
-        if self.count > self.limit:
-            raise FileRefused(f"the file is larger than the limit of {self.limit} bytes once uncompressed",
-                              code="B007")
-        if self.tap is not None:  # what the parser reads, uncompressed (batch_slices.ChildBytes)
-            self.tap(data)
-        return data
-
-
-def _open(path: Path, gz: bool, limit: int, tap=None):
-    raw = open(path, "rb")
-    if not gz:
-        return _Limited(raw, limit, tap), raw
-    return _Limited(gzip.GzipFile(fileobj=raw, mode="rb"), limit, tap), raw
-
-
-def _items(path: Path, gz: bool, limit: int, tap: Callable[[bytes], None] | None = None):
-    """(header, then each declaration element) of a Batch file; raises FileRefused for B002/B007. ``tap``
-    is given every byte the parser reads, uncompressed, in order."""
-    reader, raw = _open(path, gz, limit, tap)
-    try:
-        children = _stream_children(reader)
-        root = next(children)
-        if root.tag != BATCH:
-            raise FileRefused(f"the root element is {etree.QName(root).localname}, not a Batch "
-                              f"in {ns.BATCH}", code="B002")
-        yield from children
-    except MalformedXml as error:
-        raise FileRefused(f"{error.message}" + (f" ({error.location})" if error.location else ""),
-                          code="B002") from None
-    except (OSError, EOFError, zlib.error) as error:  # a broken or truncated gzip stream
-        raise FileRefused(f"the gzip stream cannot be read: {error}", code="B002") from None
-    finally:
-        raw.close()
-
-
-_KNOWN_CHILDREN = (HEADER, *ns.KIND_BY_ROOT)
-
-
-def _stream_children(stream):
-    """The Batch file's root, then each child of the root (parsing.stream_reported_children)."""
-    return parsing.stream_reported_children(stream, BATCH, _KNOWN_CHILDREN)
-
-
-@dataclass
-class _Header:
-    batch_id: str
-    sender_id: str
-    item_count: int
-
-
 class Inbox:
     """The batch folders and the processing of one file; ``process_inbox_once`` drives it."""
 
@@ -309,11 +241,12 @@ class Inbox:
         spool = Spool(self.settings.archive, sha, self.owner)
         try:
             if row.status == batches.RECEIVED:  # resumed: no spool, the second pass reads the archive again
-                header = _Header(row.batch_id, row.sender_id, row.item_count)
+                header = BatchHeader(row.batch_id, row.sender_id, row.item_count)
                 self._write(f"{name}.ack.xml", row.ack)
             else:
                 received_at = self.settings.now()
-                header = self._first_pass(row, archived, file_name, go_text, size, received_at, name, spool)
+                header = self._first_pass(row, archived, file_name, go_text, size, received_at, name, spool,
+                                          pool, workers)
                 if isinstance(header, FileRefused):  # the ack says why
                     spool.remove()
                     refused = header
@@ -387,9 +320,9 @@ class Inbox:
     # -- the first pass: file-level checks, then the ack -----------------------
 
     def _first_pass(self, row, archived: Path, file_name: str, go_text: bytes, size: int, received_at,
-                    name: str, spool: Spool) -> _Header | FileRefused:
+                    name: str, spool: Spool, pool, workers: int) -> BatchHeader | FileRefused:
         sha = row.file_sha256
-        header: _Header | None = None
+        header: BatchHeader | None = None
         try:
             expected = go_text.decode("ascii", "replace").rstrip("\n")
             if expected != sha:
@@ -398,7 +331,7 @@ class Inbox:
             limit = self.settings.max_batch_bytes
             if size > limit:
                 raise FileRefused(f"the file is {size} bytes, larger than the limit of {limit} bytes", code="B007")
-            header, count = self._scan(row, archived, spool)
+            header, count = self._scan(row, archived, spool, pool, workers)
             with self.app.engine.connect() as connection:
                 known = DirectoryReader(connection).sender_exists(header.sender_id)
             if not known:
@@ -437,60 +370,30 @@ class Inbox:
             refusal.batch_id = batch_id
             return refusal
 
-    def _scan(self, row, archived: Path, spool: Spool) -> tuple[_Header, int]:
-        """Stream the whole file once: the header (B003), well-formed to the end (B002), the count. Each
-        declaration's bytes go to ``spool``, which the second pass reads instead of parsing the file again
-        (batch_spool.py): a 1,000-worker DmfA is parsed once here (~7 ms) and written out (~3 ms), not
-        parsed a second time (~10 ms with the writing)."""
-        header = None
-        count = 0
+    def _scan(self, row, archived: Path, spool: Spool, pool, workers: int) -> tuple[BatchHeader, int]:
+        """The file read whole (batch_scan.py): the quick way when there are worker processes to help,
+        the careful way when there are none or the quick way stops."""
         beat = time.monotonic()
-        cuts = ChildBytes(ns.BATCH)
-        items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes, tap=cuts.feed)
-        spool.open()
-        try:
-            for element in items:
-                if header is None:
-                    header = self._header(element)
-                    cuts.skip(element.tag)
-                    continue
-                if element.tag not in ns.KIND_BY_ROOT:
-                    raise FileRefused(f"element {count + 2} of the Batch is {etree.QName(element).localname} "
-                                      f"in {etree.QName(element).namespace}, not a Dimona, DmfA or SocialRisk",
-                                      code="B002")
-                count += 1
-                # The declaration's bytes as the sender wrote them where they can be cut out with certainty
-                # (batch_slices.py: ~1 ms for a 1,000-worker DmfA), else as lxml writes the element (~3 ms).
-                if not cuts.take(element.tag, spool.add):
-                    spool.add(etree.tostring(element, with_tail=False))
-                if time.monotonic() - beat > HEARTBEAT_SECONDS:  # a long file: keep the claim alive
-                    beat = time.monotonic()
-                    with self.app.engine.begin() as connection:
-                        if not batches.heartbeat(connection, row.id, self.owner, time.time() + LEASE_SECONDS):
-                            raise LeaseLost()
-            spool.close()
-        except FileRefused as refusal:
-            refusal.batch_id = header.batch_id if header else None
-            raise
-        finally:
-            items.close()
-        if header is None:
-            raise FileRefused("the Batch has no BatchHeader", code="B003")
-        return header, count
 
-    def _header(self, element: etree._Element) -> _Header:
-        if element.tag != HEADER:
-            raise FileRefused(f"the Batch starts with {etree.QName(element).localname}, not a BatchHeader",
-                              code="B003")
-        problems = schemas.problems(element)
-        if problems:
-            raise FileRefused("; ".join(f"{p.location}: {p.message}" for p in problems), code="B003")
-        text = lambda name: element.findtext(f"{{{ns.BATCH}}}{name}").strip()  # noqa: E731
-        return _Header(text("BatchId"), text("SenderId"), int(text("ItemCount")))
+        def keep_alive() -> None:  # a long file: keep the claim alive
+            nonlocal beat
+            if time.monotonic() - beat > HEARTBEAT_SECONDS:
+                beat = time.monotonic()
+                with self.app.engine.begin() as connection:
+                    if not batches.heartbeat(connection, row.id, self.owner, time.time() + LEASE_SECONDS):
+                        raise LeaseLost()
+
+        limit = self.settings.max_batch_bytes
+        scanned = None
+        if pool is not None:
+            scanned = scan_quickly(archived, limit, spool, pool, workers, keep_alive)
+        if scanned is None:
+            scanned = scan_carefully(archived, limit, spool, keep_alive)
+        return scanned.header, scanned.count
 
     # -- the second pass: each declaration through the pipeline ------------------
 
-    def _second_pass(self, row, archived: Path, header: _Header, summary: Summary, pool, workers: int,
+    def _second_pass(self, row, archived: Path, header: BatchHeader, summary: Summary, pool, workers: int,
                      spool: Spool) -> None:
         with self.app.engine.connect() as connection:
             prefix, committed = batches.positions_stored(connection, row.id)
@@ -529,7 +432,7 @@ class Inbox:
         if spool.complete:
             yield from spool.entries()
             return
-        items = _items(archived, archived.name.endswith(".gz"), self.settings.max_batch_bytes)
+        items = stream_items(archived, self.settings.max_batch_bytes)
         try:
             next(items)  # the header, checked in the first pass
             for element in items:
@@ -542,7 +445,7 @@ class Inbox:
         small file is decided in this process (docs/batch.md "Parallel items")."""
         return 1 if size < self.settings.batch_parallel_min_bytes else self.settings.batch_workers
 
-    def _result(self, row, header: _Header, file_name: str, sha: str) -> Path:
+    def _result(self, row, header: BatchHeader, file_name: str, sha: str) -> Path:
         """The signed BatchResult, streamed into the archive (aside, fsync, rename) as <sha256>.result.xml."""
         counts = batches.status_counts(self.app.engine, row.id)
 

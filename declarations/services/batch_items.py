@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator
 
 from declarations import ns
+from declarations.services.batch_spool import Spooled, SpooledRun
 from declarations.store import batches
-from declarations.xmlio import schemas
+from declarations.xmlio import parsing, schemas
 
 class LeaseLost(Exception):
     """Another process took the batch over: stop writing anything for it."""
@@ -51,23 +52,6 @@ class BatchJob:
     batch_id: str
     max_item_bytes: int
     lease_seconds: float
-
-
-@dataclass(frozen=True)
-class Spooled:
-    """Where a declaration's bytes are in the first pass's spool file. A worker process gets this and reads
-    the bytes itself: pickling 850 KB through the pool's pipe cost ~1.3 ms of CPU per such DmfA, on the two
-    sides together."""
-    path: str
-    offset: int
-    length: int
-
-    def read(self) -> bytes:
-        with open(self.path, "rb") as stream:
-            data = os.pread(stream.fileno(), self.length, self.offset)
-        if len(data) != self.length:
-            raise OSError(f"{self.path} ends before the declaration at byte {self.offset}")
-        return data
 
 
 def decide(app, job: BatchJob, position: int, data: bytes | Spooled,
@@ -230,6 +214,12 @@ def _decide_in_worker(job: BatchJob, ticket: int, position: int, data: bytes | S
     except BaseException:
         _TURNS.break_chain()  # also when it failed before its turn: nobody waits for it then
         raise
+
+
+def well_formed_in_worker(run: SpooledRun) -> bool:
+    """The first pass's check of a run of declarations, in a worker (batch_scan): each parses as it does
+    inside the batch file."""
+    return all(parsing.well_formed_inside(data) for data in run.pieces())
 
 
 def start_workers(app, workers: int) -> futures.ProcessPoolExecutor:

@@ -51,6 +51,21 @@ def parse(data: bytes, *, max_bytes: int = 0) -> etree._Element:
     return root
 
 
+def well_formed_inside(data: bytes) -> bool:
+    """Whether ``data``, an element cut out of a document (a declaration of a batch file), parses as it does
+    there: the same parser, one level down as under the document's root (the depth limit counts it), and
+    nothing declared outside the element (the caller made sure it uses nothing: batch_slices)."""
+    parser = etree.XMLParser(**PARSER_OPTIONS)
+    try:
+        parser.feed(b"<_>")
+        parser.feed(data)
+        parser.feed(b"</_>")
+        parser.close()
+    except etree.XMLSyntaxError:
+        return False
+    return True
+
+
 def refuse_dtd(root: etree._Element) -> None:
     """Refuse a document that declares a DOCTYPE (internal or external subset)."""
     info = root.getroottree().docinfo

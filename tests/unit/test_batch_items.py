@@ -92,7 +92,7 @@ def test_a_later_item_raises_instead_of_waiting_for_a_turn_that_cannot_come():
 
 
 def test_a_spooled_declaration_reads_its_own_bytes_and_no_others(tmp_path):
-    from declarations.services.batch_items import Spooled
+    from declarations.services.batch_spool import Spooled
     spool = tmp_path / "items.spool"
     spool.write_bytes(b"\x00" * 8 + b"<first/>" + b"\x00" * 8 + b"<second/>")
     assert Spooled(str(spool), 8, 8).read() == b"<first/>"

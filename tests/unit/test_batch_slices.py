@@ -1,4 +1,4 @@
-"""ChildBytes (xmlio/batch_slices.py) cuts each declaration of a batch file out of the bytes the parser read,
+"""ChildBytes (xmlio/batch_slices.py) cuts each declaration of a batch file out of the file's bytes,
 only where the cut is certain. Oracle: lxml itself. Every cut it gives, parsed on its own, is the element lxml
 reports (same canonical form), and is exactly the bytes between its tags in the file; where it is not
 certain it gives none, for that declaration and every later one."""
@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from declarations import ns
-from declarations.services.batch import _items
+from declarations.services.batch_scan import stream_items
 from declarations.xmlio.batch_slices import ChildBytes
 
 HEAD = b'<BatchHeader><BatchId>B1</BatchId><SenderId>2001</SenderId></BatchHeader>'
@@ -33,22 +33,23 @@ def _reading(element) -> list:
 
 
 def cut(data: bytes, tmp_path, gz: bool = False) -> list[bytes | None]:
-    """What ChildBytes gives for each declaration, streaming the file as the batch's first pass does."""
+    """What ChildBytes gives for each declaration, fed the bytes lxml reads as the careful first pass does."""
     path = tmp_path / ("b.xml.gz" if gz else "b.xml")
     path.write_bytes(gzip.compress(data) if gz else data)
-    cuts = ChildBytes(ns.BATCH)
+    cuts = ChildBytes(ns.BATCH, "Batch")
     found = []
-    items = _items(path, gz, 1 << 30, tap=cuts.feed)
+    items = stream_items(path, 1 << 30, tap=cuts.feed)
     for n, element in enumerate(items):
+        child = cuts.next()
         if n == 0:
-            cuts.skip(element.tag)
             continue
-        out = io.BytesIO()
-        taken = cuts.take(element.tag, out.write)
+        taken = child is not None and child.tag == element.tag and child.standalone
         if taken:  # the oracle: the cut reads as the element lxml reported
-            assert _reading(etree.fromstring(out.getvalue())) == _reading(element)
-            assert out.getvalue() in data
-        found.append(out.getvalue() if taken else None)
+            assert _reading(etree.fromstring(child.data)) == _reading(element)
+            assert child.data in data
+        else:
+            cuts.give_up()
+        found.append(child.data if taken else None)
     return found
 
 
@@ -60,8 +61,8 @@ def test_declarations_are_cut_out_exactly_as_written(tmp_path):
 
 
 def test_a_tiny_read_size_changes_nothing(tmp_path, monkeypatch):
-    import declarations.services.batch as batch_module
-    monkeypatch.setattr(batch_module, "_CHUNK", 7)  # the parser reads the file 7 bytes at a time
+    import declarations.services.batch_scan as batch_scan
+    monkeypatch.setattr(batch_scan, "CHUNK", 7)  # the parser reads the file 7 bytes at a time
     first = DMFA.format(inner="")
     assert cut(batch(first, first), tmp_path) == [first.encode(), first.encode()]
 

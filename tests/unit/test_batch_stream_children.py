@@ -1,5 +1,5 @@
 """The tag-filtered streaming reader of the batch inbox (parsing.stream_reported_children, via
-services/batch._stream_children) keeps the contract of
+services/batch_scan.stream_children) keeps the contract of
 ``parsing.stream_children``: the same elements, in the same order, with the same refusals."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from declarations import ns
 from declarations.exceptions import MalformedXml
-from declarations.services.batch import _stream_children
+from declarations.services.batch_scan import stream_children as _stream_children
 from declarations.xmlio import parsing
 
 B, D, DI = ns.BATCH, ns.DMFA, ns.DIMONA
