@@ -1,6 +1,7 @@
 """What a 1,000-worker DmfA costs after examine, stage by stage, in-process (never in the test suite).
 
     python bench/dmfa_stages.py [--backends sqlite,postgresql] [--count 20] [--dimona none|covered] [--tree DIR]
+                                [--unprepared]
 
 ``--tree``: the source tree measured (its ``declarations`` and ``bench/batch.py``; default: this one), e.g. a
 main checkout, to compare with a branch in the same conditions.
@@ -8,7 +9,10 @@ main checkout, to compare with a branch in the same conditions.
 On the batch benchmark's DmfA (bench/batch.py ``dmfa_items(signer_2001(), 1000, 1000)``, employer 555123433,
 quarter 2025 Q3), decoded once, on a fresh store of each backend (PostgreSQL: tests/pgserver.py), best and
 median of ``--count`` runs, in ms:
-- rules: ``dmfa.check`` inside a transaction against the store (its two reads included);
+- rules: ``kind_rules`` inside a transaction against the store (its two reads included), wall of the whole
+  transaction, then the CPU of ``kind_rules`` alone; with what ``prepare_rules`` found beforehand, as
+  ``Ingest.submit`` does, where the tree has it (not with ``--unprepared``: the rules whole, as before);
+- prepare: ``prepare_rules``, the CPU it takes before the transaction (n/a: not in the tree, or unprepared);
 - store: ``facts.store_dmfa`` in a transaction rolled back afterwards (wall, and this process's CPU: on
   PostgreSQL the rest is the server's);
 - result: ``result_element``, then with ``Signer.sign`` and ``to_bytes`` (the engine's key).
@@ -35,8 +39,8 @@ import batch  # noqa: E402
 from declarations import samples  # noqa: E402
 from declarations.bootstrap import App  # noqa: E402
 from declarations.domain.outcome import Outcome  # noqa: E402
-from declarations.domain.rules import RuleContext  # noqa: E402
-from declarations.domain.rules import dmfa as dmfa_rules  # noqa: E402
+from declarations.domain import rules as rules_package  # noqa: E402
+from declarations.domain.rules import RuleContext, kind_rules  # noqa: E402
 from declarations.services import directory  # noqa: E402
 from declarations.services.examine import examine  # noqa: E402
 from declarations.settings import Settings  # noqa: E402
@@ -50,12 +54,12 @@ def _ms(samples_s: list[float]) -> str:
     return f"{min(samples_s) * 1000:.1f} / {statistics.median(samples_s) * 1000:.1f}"
 
 
-def _runs(count: int, fn) -> list[float]:
+def _runs(count: int, fn, clock=time.perf_counter) -> list[float]:
     out = []
     for _ in range(count):
-        begin = time.perf_counter()
+        begin = clock()
         fn()
-        out.append(time.perf_counter() - begin)
+        out.append(clock() - begin)
     return out
 
 
@@ -65,9 +69,13 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--dimona", default="none", choices=["none", "covered"])
     parser.add_argument("--tree", help="the source tree measured (default: this one)")
+    parser.add_argument("--unprepared", action="store_true",
+                        help="the rules whole in the transaction, nothing prepared before it")
     args = parser.parse_args()
     dmfa = examine(samples.to_bytes(next(batch.dmfa_items(batch.signer_2001(), 1000, 1000))), max_bytes=0).declaration
     backends = args.backends.split(",")
+    day = dt.date(2025, 11, 15)
+    prepare_rules = None if args.unprepared else getattr(rules_package, "prepare_rules", None)
     import pgserver
     pg = pgserver.start_for(backends)
     rows = []
@@ -84,11 +92,16 @@ def main() -> int:
                 batch.cover_with_dimona(app.engine, batch.secretariat_employers(1), batch.employer_workers(1000, 1))
             now = app.settings.now()
             found: list = []
+            rules_cpu: list[float] = []
+            prepared = prepare_rules(dmfa, day) if prepare_rules is not None else None
 
             def rules():
                 with app.engine.begin() as connection:
-                    context = RuleContext(today=dt.date(2025, 11, 15), stored=StoredView(connection, "PROD"))
-                    found[:] = dmfa_rules.check(dmfa, context)
+                    context = RuleContext(today=day, stored=StoredView(connection, "PROD"))
+                    cpu = time.process_time()
+                    found[:] = (kind_rules(dmfa, context) if prepared is None
+                                else kind_rules(dmfa, context, prepared))
+                    rules_cpu.append(time.process_time() - cpu)
 
             store_wall, store_cpu = [], []
 
@@ -108,20 +121,24 @@ def main() -> int:
                                sender_id="2001", kind="DMFA", environment="PROD")
 
             rules_s = _runs(args.count, rules)
+            prepare_s = (_runs(args.count, lambda: prepare_rules(dmfa, day), time.process_time)
+                         if prepare_rules is not None else None)
             for _ in range(args.count):
                 store()
             element_s = _runs(args.count, lambda: result_element(outcome()))
             signed_s = _runs(args.count, lambda: to_bytes(app.signer.sign(result_element(outcome()))))
-            rows.append((backend, len(found), rules_s, store_wall, store_cpu, element_s, signed_s))
+            rows.append((backend, len(found), rules_s, rules_cpu, prepare_s, store_wall, store_cpu, element_s,
+                         signed_s))
             app.close()
     if pg is not None:
         pg.stop()
-    print(f"tree {REPO}, --dimona {args.dimona}, best / median of {args.count} (ms)")
-    print("| store | anomalies | rules | store_dmfa (wall) | store_dmfa (CPU, this process) | result_element "
-          "| + sign + to_bytes |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"tree {REPO}, --dimona {args.dimona}{' --unprepared' if args.unprepared else ''}, "
+          f"best / median of {args.count} (ms)")
+    print("| store | anomalies | rules (transaction, wall) | rules (CPU in it) | prepare (CPU, before it) "
+          "| store_dmfa (wall) | store_dmfa (CPU, this process) | result_element | + sign + to_bytes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for backend, anomalies, *figures in rows:
-        print(f"| {backend} | {anomalies} | " + " | ".join(_ms(f) for f in figures) + " |")
+        print(f"| {backend} | {anomalies} | " + " | ".join("n/a" if f is None else _ms(f) for f in figures) + " |")
     return 0
 
 

@@ -19,8 +19,9 @@ from sqlalchemy.engine import Connection, Engine
 from declarations.domain.anomalies import Anomaly, any_blocking, anomaly
 from declarations.domain.model import Dimona, DimonaIn, DmfA, SocialRisk
 from declarations.domain.outcome import Outcome
-from declarations.domain.rules import RuleContext, kind_rules
+from declarations.domain.rules import RuleContext, kind_rules, prepare_rules
 from declarations.domain.rules.common import directory_anomalies
+from declarations.domain.rules.dmfa import PreparedDmfA
 from declarations.domain.rules.social_risk import derived_reference
 from declarations.services.examine import (Examined, certificate_validity, examine, signature_location,
                                            signer_anomalies)
@@ -69,8 +70,10 @@ class Ingest:
         limit = self.settings.max_message_bytes if max_bytes is None else max_bytes
         examined = examine(data, max_bytes=limit, element=element)
         rows = self._dmfa_rows(examined)
+        prepared = self._prepared_rules(examined, brussels_today(now))  # the day _decide's rules take
         with turn if turn is not None else contextlib.nullcontext():
-            return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided, rows)
+            return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided, rows,
+                                     prepared)
 
     def _dmfa_rows(self, examined: Examined) -> facts.DmfaRows | None:
         """A DmfA's rows as PostgreSQL will take them, built before the transaction (facts.DmfaRows); wasted
@@ -79,14 +82,31 @@ class Ingest:
             return facts.dmfa_rows(examined.declaration)
         return None
 
+    @staticmethod
+    def _prepared_rules(examined: Examined, today: dt.date) -> PreparedDmfA | None:
+        """A DmfA's rules that need nothing stored (``prepare_rules``: all but M002, M003's current DmfA and
+        M010), run before the transaction, where a batch's declarations wait for each other: ~1.5 ms of CPU
+        less in the transaction of a DmfA of 1,000 workers (bench/dmfa_stages.py). Wasted only for a DmfA
+        refused in its transaction before stage 5."""
+        if not isinstance(examined.declaration, DmfA) or examined.xsd or any_blocking(examined.identifiers):
+            return None
+        try:
+            return prepare_rules(examined.declaration, today)
+        except Exception:  # noqa: BLE001 -- e.g. a pay beyond money.times_rate's precision
+            # Left to the rules in the transaction, which raise it there as before (and only if the
+            # declaration gets that far): before the turn, it would break a batch's chain (batch_items.Turns)
+            # for a declaration that stage 2 or 4 may refuse.
+            return None
+
     def _decide_once(self, examined: Examined, now: dt.datetime, channel: str, batch_sender_id: str | None,
-                     batch_id: str | None, on_decided, rows: facts.DmfaRows | None) -> Receipt:
+                     batch_id: str | None, on_decided, rows: facts.DmfaRows | None,
+                     prepared: PreparedDmfA | None) -> Receipt:
         for _attempt in range(5):
             try:
                 with self.engine.begin() as connection:
                     reads = _Reads()
                     receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id, reads,
-                                           rows)
+                                           rows, prepared)
                     if receipt.outcome.accepted and not receipt.retry:
                         # institutions.md: the notifications it yields commit with it (PROD only).
                         notify_institutions(connection, examined.declaration, receipt.outcome, now,
@@ -104,7 +124,7 @@ class Ingest:
 
     def _decide(self, connection: Connection, ex: Examined, now: dt.datetime, channel: str,
                 batch_sender_id: str | None, batch_id: str | None, reads: "_Reads",
-                rows: facts.DmfaRows | None) -> Receipt:
+                rows: facts.DmfaRows | None, prepared: PreparedDmfA | None) -> Receipt:
         # Statements on an accepted Dimona, PostgreSQL: (1) the directory, the message key, the archive row
         # and the employer's lock (facts.receive); (2) the periods the rules read (DimonaView); (3) the facts
         # and the signed result (facts.store_dimona). BEGIN and COMMIT besides.
@@ -164,7 +184,8 @@ class Ingest:
         else:
             stored = StoredView(connection, scope)
         context = RuleContext(today=today, stored=stored)
-        anomalies = stage4 + list(kind_rules(declaration, context))
+        # A DmfA's rules that need nothing stored ran before the transaction (``prepared``, from submit).
+        anomalies = stage4 + list(kind_rules(declaration, context, prepared))
         if any_blocking(anomalies):
             return refuse(anomalies, declaration_id=declaration_id)
         if isinstance(declaration, Dimona):

@@ -3,10 +3,16 @@ codes, severities, messages, locations and order, on DmfAs built to break every 
 Dimona periods read from either store (and offline).
 
 The oracle below is the previous implementation, kept verbatim but for its names (and its arithmetic in
-Decimal, as ``money.times_rate`` did it then)."""
+Decimal, as ``money.times_rate`` did it then).
+
+Since pure-rules, the part of the rules that needs no stored data can be prepared beforehand (``dmfa.prepare``,
+``rules.prepare_rules``; ``Ingest.submit`` does it before the declaration's transaction): every comparison
+below runs the rules both ways (and through ``kind_rules``), which must give the same anomalies after the
+same reads of the store, in the same order, as the oracle."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import random
@@ -18,13 +24,14 @@ import pytest
 from sqlalchemy import insert
 
 from declarations import samples
-from declarations.domain.anomalies import Anomaly, anomaly
+from declarations.domain.anomalies import Anomaly, anomaly, any_blocking
 from declarations.domain.model import DmfA, Occupation, Quarter, WorkerRecord
-from declarations.domain.rules import RuleContext
+from declarations.domain.rules import RuleContext, kind_rules, prepare_rules
 from declarations.domain.rules import dmfa as dmfa_rules
 from declarations.domain.rules.dimona import overlaps
 from declarations.store import facts
 from declarations.store import tables as t
+from declarations.services.ingest import Ingest
 from declarations.store.views import StoredView
 from declarations.xmlio.decoding import decode
 
@@ -175,6 +182,42 @@ def _dimona_coverage(dmfa: DmfA, ctx: RuleContext) -> Iterator[Anomaly]:
                                   f"occupation's days from {days[0]} to {days[1]}", occupation.location)
 
 
+# --- the rules today, both ways ---------------------------------------------------------------------------
+
+class _Recording:
+    """The store's answers, and the reads the rules made, in order."""
+
+    def __init__(self, stored):
+        self.stored, self.reads = stored, []
+
+    def current_dmfa(self, employer, quarter):
+        self.reads.append(("current_dmfa", employer, quarter))
+        return self.stored.current_dmfa(employer, quarter)
+
+    def periods_of(self, employer, inss_list):
+        inss = set(inss_list)
+        self.reads.append(("periods_of", employer, inss))
+        return self.stored.periods_of(employer, inss)
+
+
+def checked(dmfa: DmfA, stored) -> list[Anomaly]:
+    """The oracle's anomalies, after asserting that today's rules give them, with the oracle's reads, three
+    ways: ``check`` alone, ``check`` with what ``prepare`` found beforehand, and ``kind_rules`` with
+    ``prepare_rules`` (as Ingest.submit calls them)."""
+    def run(rules):
+        recording = None if stored is None else _Recording(stored)
+        found = list(rules(RuleContext(today=TODAY, stored=recording)))
+        return found, recording and recording.reads
+
+    expected = run(lambda ctx: oracle_check(dmfa, ctx))
+    assert run(lambda ctx: dmfa_rules.check(dmfa, ctx)) == expected
+    prepared = dmfa_rules.prepare(dmfa, TODAY)
+    assert run(lambda ctx: dmfa_rules.check(dmfa, ctx, prepared)) == expected
+    assert run(lambda ctx: dmfa_rules.check(dmfa, ctx, prepared)) == expected  # prepared once, checked again
+    assert run(lambda ctx: kind_rules(dmfa, ctx, prepare_rules(dmfa, TODAY))) == expected
+    return expected[0]
+
+
 # --- DmfAs that break the rules ----------------------------------------------------------------------------
 
 def _random_dmfa(rng: random.Random, people: list[str]) -> DmfA:
@@ -213,6 +256,22 @@ def _random_dmfa(rng: random.Random, people: list[str]) -> DmfA:
     return dmfa
 
 
+def _valid_dmfa(rng: random.Random, people: list[str]) -> DmfA:
+    """A DmfA that breaks none of the rules that need nothing stored (M002 and M010 may still apply)."""
+    year, number = rng.choice([(2025, 3), (2025, 2), (2024, 4)])
+    first = Quarter(year, number).first_day
+    workers = [samples.worker(inss, sequence=n + 1, worker_code=rng.choice(["495", "015", "840", "050"]),
+                              occupations=[samples.occupation(
+                                  sequence=k + 1, start=first + dt.timedelta(days=rng.randint(-100, 80)), jc="302",
+                                  services=[("001", rng.choice([500, 1000, 2000]))],
+                                  remuns=[(rng.choice(["001", "010"]), rng.randint(0, 900_000))])
+                                  for k in range(rng.choice([1, 1, 2]))])
+               for n, inss in enumerate(rng.sample(people, rng.randint(1, 8)))]
+    declaration_type, replaces = rng.choice([("ORIGINAL", None), ("REPLACEMENT", 1), ("REPLACEMENT", 7)])
+    return decode(samples.dmfa(message_id="m", sender_id="1001", noss=EMPLOYER, quarter=f"{year}{number}",
+                               workers=workers, declaration_type=declaration_type, replaces=replaces))
+
+
 def _store_periods(connection, people: list[str], rng: random.Random) -> None:
     """Dimona periods of the employer for some of ``people``: none, closed, open-ended, cancelled, other scope."""
     facts.ensure_persons(connection, people)
@@ -245,15 +304,20 @@ def test_same_anomalies_as_before_against_the_store(app):
         _dmfa_row(connection, 1, 20253)
         compared = Counter()
         for scope in ("PROD", "TEST:1001"):
-            ctx = RuleContext(today=TODAY, stored=StoredView(connection, scope))
-            for _ in range(150):
-                dmfa = _random_dmfa(rng, people)
-                expected = list(oracle_check(dmfa, ctx))
-                assert list(dmfa_rules.check(dmfa, ctx)) == expected
-                compared.update(a.code for a in expected)
-        # Every rule was exercised (and compared) many times.
+            for n in range(150):
+                dmfa = (_valid_dmfa if n % 5 == 0 else _random_dmfa)(rng, people)
+                found = checked(dmfa, StoredView(connection, scope))
+                compared.update(a.code for a in found)
+                # The occupations with days in the quarter: M010 for those no period covers, none for the others.
+                with_days = len(dmfa_rules.prepare(dmfa, TODAY).occupations)
+                compared["covered"] += with_days - sum(a.code == "M010" for a in found)
+                compared["valid"] += not found
+                compared["warnings only"] += bool(found) and not any_blocking(found)
+        # Every rule was exercised (and compared) many times, as were occupations that a period covers and
+        # DmfAs accepted with warnings; a few without any anomaly.
         assert {f"M{n:03d}" for n in range(1, 14)} <= set(compared), compared
-        assert min(compared.values()) >= 5, compared
+        assert min(count for what, count in compared.items() if what != "valid") >= 5, compared
+        assert compared["valid"] >= 1, compared
         connection.rollback()
 
 
@@ -261,21 +325,125 @@ def test_same_anomalies_as_before_against_the_store(app):
 def test_same_anomalies_as_before_offline(seed):
     rng = random.Random(seed)
     people = samples.inss_series(15)
-    ctx = RuleContext(today=TODAY, stored=None)
+    codes = Counter()
     for _ in range(200):
-        dmfa = _random_dmfa(rng, people)
-        assert list(dmfa_rules.check(dmfa, ctx)) == list(oracle_check(dmfa, ctx))
+        found = checked(_random_dmfa(rng, people), None)
+        codes.update(a.code for a in found)
+        codes["valid"] += not checked(_valid_dmfa(rng, people), None)
+    assert "M010" not in codes and "M002" not in codes and min(codes.values()) >= 5, codes
 
 
-def test_the_benchmark_dmfa_gives_one_m010_per_worker(app):
-    """The batch benchmark's DmfA: 1,000 workers, no Dimona period: 1,000 M010 warnings, as before."""
+@pytest.mark.parametrize("covered", [False, True], ids=["no-dimona", "covered"])
+def test_the_benchmark_dmfa_gives_one_m010_per_uncovered_worker(app, covered):
+    """The batch benchmark's DmfA: 1,000 workers, no Dimona period: 1,000 M010 warnings, as before; every
+    worker with an open-ended period: none."""
     people = samples.inss_series(1000)
     dmfa = decode(samples.dmfa(message_id="m", sender_id="1001", noss=EMPLOYER, quarter="20253", workers=[
         samples.worker(p, sequence=n + 1, occupations=[samples.occupation(
             start=dt.date(2025, 7, 1), jc="302", services=[("001", 6000)], remuns=[("001", 300000 + n)])])
         for n, p in enumerate(people)]))
     with app.engine.begin() as connection:
-        ctx = RuleContext(today=TODAY, stored=StoredView(connection, "PROD"))
-        found = list(dmfa_rules.check(dmfa, ctx))
-        assert found == list(oracle_check(dmfa, ctx))
-    assert [a.code for a in found] == ["M010"] * 1000
+        if covered:
+            facts.ensure_persons(connection, people)
+            connection.execute(insert(t.employment_period), [
+                {"scope": "PROD", "employer_noss": EMPLOYER, "inss": inss, "worker_type": "OTH",
+                 "starting_date": dt.date(2025, 5, 1), "ending_date": None, "joint_commission": "302",
+                 "planned_hours": None, "cancelled": False, "version": 1} for inss in people])
+        found = checked(dmfa, StoredView(connection, "PROD"))
+        connection.rollback()
+    assert [a.code for a in found] == ([] if covered else ["M010"] * 1000)
+
+
+def test_prepared_for_another_dmfa_or_day_is_refused():
+    rng = random.Random(3)
+    one, other = (_random_dmfa(rng, samples.inss_series(5)) for _ in range(2))
+    ctx = RuleContext(today=TODAY, stored=None)
+    with pytest.raises(ValueError):
+        list(dmfa_rules.check(one, ctx, dmfa_rules.prepare(other, TODAY)))
+    with pytest.raises(ValueError):
+        list(dmfa_rules.check(one, ctx, dmfa_rules.prepare(one, TODAY + dt.timedelta(days=1))))
+    assert prepare_rules(decode(samples.dimona(
+        "In", message_id="m", sender_id="1001", noss=EMPLOYER, INSS=samples.valid_inss(1),
+        StartingDate=TODAY, JointCommissionNbr="302", WorkerType="OTH")), TODAY) is None
+
+
+# --- in the pipeline ---------------------------------------------------------------------------------------
+
+def _pipeline_dmfa(message_id: str, people: list[str], **values):
+    return samples.dmfa(message_id=message_id, sender_id="1001", noss=EMPLOYER, quarter="20253", workers=[
+        samples.worker(p, sequence=n + 1, occupations=[samples.occupation(
+            start=dt.date(2025, 7, 1), jc="302", services=[("001", 6000)], remuns=[("001", 300000 + n)])])
+        for n, p in enumerate(people)], **values)
+
+
+def _traced(monkeypatch, events: list[str], *, fail: bool = False):
+    """``dmfa.prepare`` noted in ``events`` (or failing), and a ``turn`` that notes when it is entered and left."""
+    real = dmfa_rules.prepare
+
+    def prepare(dmfa, today):
+        events.append("prepare")
+        if fail:
+            raise ArithmeticError("as a pay beyond money.times_rate's precision would")
+        return real(dmfa, today)
+
+    monkeypatch.setattr(dmfa_rules, "prepare", prepare)
+
+    @contextlib.contextmanager
+    def turn():
+        events.append("turn")
+        try:
+            yield
+        finally:
+            events.append("end")
+
+    return turn
+
+
+def test_submit_prepares_the_rules_before_the_turn_with_the_same_anomalies(app, demo_signer, monkeypatch):
+    """Ingest.submit prepares a DmfA's rules before its turn (the batch's chain of transactions), once; the
+    anomalies are those of the rules run whole in the transaction, as before."""
+    signer = demo_signer("sender-1001")
+    people = samples.inss_series(30)
+    events: list[str] = []
+    turn = _traced(monkeypatch, events)
+    # Refused (so stored as nothing current): M003 against the store, M007, M008, then M010 for every worker.
+    rigged = dict(declaration_type="REPLACEMENT", replaces=999, net_owed=5)
+    over = _pipeline_dmfa("m-1", people, **rigged)
+    over.find(f".//{{{over.nsmap[None]}}}ServiceNbrDays").text = "9000"
+    first = app.ingest.submit(samples.to_bytes(signer.sign(over)), channel="CLI", turn=turn())
+    assert events == ["prepare", "turn", "end"]
+    codes = [a.code for a in first.outcome.anomalies]
+    assert codes == ["M003", "M007", "M008"] + ["M010"] * 30 and first.outcome.status == "REFUSED"
+    # The same content without anything prepared: the rules run whole in the transaction.
+    events.clear()
+    monkeypatch.setattr(Ingest, "_prepared_rules", staticmethod(lambda examined, today: None))
+    over.find(f".//{{{over.nsmap[None]}}}MessageId").text = "m-2"
+    again = app.ingest.submit(samples.to_bytes(signer.sign(over)), channel="CLI", turn=turn())
+    assert events == ["turn", "prepare", "end"]
+    assert again.outcome.anomalies == first.outcome.anomalies
+    # An accepted one: warnings only.
+    monkeypatch.undo()
+    events.clear()
+    turn = _traced(monkeypatch, events)
+    accepted = app.ingest.submit(samples.to_bytes(signer.sign(_pipeline_dmfa("m-3", people))), channel="CLI",
+                                 turn=turn())
+    assert events == ["prepare", "turn", "end"]
+    assert accepted.outcome.status == "ACCEPTED_WITH_WARNINGS"
+    assert [a.code for a in accepted.outcome.anomalies] == ["M010"] * 30
+
+
+def test_rules_that_fail_beforehand_fail_in_the_transaction_as_before(app, demo_signer, monkeypatch):
+    """What the pure rules raise before the turn is raised again in the transaction, if the DmfA gets to its
+    rules: a DmfA refused before them (here S003, signed by another sender) gets its refusal, as before."""
+    events: list[str] = []
+    turn = _traced(monkeypatch, events, fail=True)
+    people = samples.inss_series(3)
+    with pytest.raises(ArithmeticError):
+        app.ingest.submit(samples.to_bytes(demo_signer("sender-1001").sign(_pipeline_dmfa("m-1", people))),
+                          channel="CLI", turn=turn())
+    assert events == ["prepare", "turn", "prepare", "end"]
+    events.clear()
+    refused = app.ingest.submit(samples.to_bytes(demo_signer("sender-2001").sign(_pipeline_dmfa("m-2", people))),
+                                channel="CLI", turn=turn())
+    assert events == ["prepare", "turn", "end"]
+    assert [a.code for a in refused.outcome.anomalies] == ["S003"]
