@@ -27,7 +27,7 @@ from declarations.services.examine import (Examined, certificate_validity, exami
                                            signer_anomalies)
 from declarations.settings import Settings, brussels_today
 from declarations.store import facts
-from declarations.store.database import is_sqlite, lock_employer
+from declarations.store.database import lock_employer
 from declarations.store.tables import PROD, scope_of
 from declarations.store.views import DimonaView, DirectoryReader, StoredResult, StoredView, sender_view
 from declarations.xmlio.parsing import parse
@@ -75,11 +75,12 @@ class Ingest:
             return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided, rows,
                                      prepared)
 
-    def _dmfa_rows(self, examined: Examined) -> facts.DmfaRows | None:
-        """A DmfA's rows as PostgreSQL will take them, built before the transaction (facts.DmfaRows); wasted
-        only for a DmfA refused in its transaction (stage 4 or 5)."""
-        if isinstance(examined.declaration, DmfA) and not examined.xsd and not is_sqlite(self.engine):
-            return facts.dmfa_rows(examined.declaration)
+    def _dmfa_rows(self, examined: Examined) -> facts.DmfaRows | facts.DmfaValues | None:
+        """A DmfA's child rows as the store will take them, built before the transaction (facts.rows_for): in a
+        batch, whose transactions run one after the other, ~3-5 ms of Python per 1,000 workers out of the
+        chain. Wasted only for a DmfA refused in its transaction (stage 4 or 5)."""
+        if isinstance(examined.declaration, DmfA) and not examined.xsd:
+            return facts.rows_for(self.engine, examined.declaration)
         return None
 
     @staticmethod
@@ -99,7 +100,7 @@ class Ingest:
             return None
 
     def _decide_once(self, examined: Examined, now: dt.datetime, channel: str, batch_sender_id: str | None,
-                     batch_id: str | None, on_decided, rows: facts.DmfaRows | None,
+                     batch_id: str | None, on_decided, rows: facts.DmfaRows | facts.DmfaValues | None,
                      prepared: PreparedDmfA | None) -> Receipt:
         for _attempt in range(5):
             try:
@@ -124,7 +125,7 @@ class Ingest:
 
     def _decide(self, connection: Connection, ex: Examined, now: dt.datetime, channel: str,
                 batch_sender_id: str | None, batch_id: str | None, reads: "_Reads",
-                rows: facts.DmfaRows | None, prepared: PreparedDmfA | None) -> Receipt:
+                rows: facts.DmfaRows | facts.DmfaValues | None, prepared: PreparedDmfA | None) -> Receipt:
         # Statements on an accepted Dimona, PostgreSQL: (1) the directory, the message key, the archive row
         # and the employer's lock (facts.receive); (2) the periods the rules read (DimonaView); (3) the facts
         # and the signed result (facts.store_dimona). BEGIN and COMMIT besides.

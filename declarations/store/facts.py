@@ -255,7 +255,7 @@ def store_dimona(connection: Connection, dimona: Dimona, declaration_id: int, sc
 
 
 def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: str, *,
-               rows: DmfaRows | None = None) -> None:
+               rows: DmfaRows | DmfaValues | None = None) -> None:
     """Insert an accepted DmfA with all its children: one bulk write per table.
 
     A DmfA of 1,000 workers is some 7,000 child rows. On PostgreSQL the workers (in ``person``), the
@@ -264,7 +264,8 @@ def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: s
     per-row executemany was the largest single cost of a batch; ``write_row`` per row then cost a third
     of store_dmfa's own CPU). On SQLite each child table is a few multi-row INSERTs (half the time of
     executemany's one-row statements). Same transaction as the rest of the declaration either way.
-    ``rows``: on PostgreSQL, the COPY rows built in advance (``dmfa_rows``; else built here).
+    ``rows``: the child rows built in advance (``rows_for``: COPY text on PostgreSQL, values on SQLite; else
+    built here).
     """
     if is_sqlite(connection):
         _ensure_dmfa_persons(connection, [p.inss for p in dmfa.persons])
@@ -278,7 +279,10 @@ def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: s
             declaration_id=declaration_id, scope=scope, employer_noss=dmfa.employer.noss,
             quarter=dmfa.quarter.code, declaration_type=dmfa.declaration_type,
             replaces_declaration_id=dmfa.replaces, is_current=True, net_owed_amount=dmfa.net_owed_amount))
-        _insert_sqlite(connection, _dmfa_values(dmfa, declaration_id, iso_dates=True))
+        values = rows.tables if isinstance(rows, DmfaValues) else _dmfa_values(dmfa, iso_dates=True)
+        for table, table_values in zip(_DMFA_TABLES, values):
+            _insert_rows_sqlite(connection, f"INSERT INTO {table.name}", _DMFA_COLUMNS[table.name], table_values,
+                                declaration_id=declaration_id)
         return
     inss = sorted({p.inss for p in dmfa.persons})
     joined = ",".join(inss)
@@ -289,7 +293,7 @@ def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: s
         inss=joined if as_text else inss, declaration_id=declaration_id, scope=scope,
         employer_noss=dmfa.employer.noss, quarter=dmfa.quarter.code, declaration_type=dmfa.declaration_type,
         replaces=dmfa.replaces, net_owed_amount=dmfa.net_owed_amount))
-    _copy_pg(connection, dmfa, declaration_id, rows)
+    _copy_pg(connection, dmfa, declaration_id, rows if isinstance(rows, DmfaRows) else None)
 
 
 # PostgreSQL: the DmfA's workers in ``person`` (most are there already), the DmfA it replaces (only within its
@@ -333,30 +337,31 @@ for _table in _DMFA_TABLES:  # the names are ours, but never let a typo reach SQ
         _table.c[_name]
 
 
-def _dmfa_values(dmfa: DmfA, declaration_id: int, *, iso_dates: bool) -> list[list]:
+def _dmfa_values(dmfa: DmfA, *, iso_dates: bool) -> list[list]:
     """Each child table's rows (in _DMFA_TABLES order) as one flat list of values, row after row, in
-    _DMFA_COLUMNS order; dates as ISO text when ``iso_dates`` (as SQLAlchemy's Date type stores them on
-    SQLite, not via sqlite3's deprecated default adapter)."""
+    _DMFA_COLUMNS order but without the declaration id (put in by the statement, or in front of each row);
+    dates as ISO text when ``iso_dates`` (as SQLAlchemy's Date type stores them on SQLite, not via sqlite3's
+    deprecated default adapter)."""
     persons, records, occupations, services, remuns, contributions = [], [], [], [], [], []
     for person in dmfa.persons:
         p_nbr = person.sequence
-        persons += (declaration_id, p_nbr, person.inss)
+        persons += (p_nbr, person.inss)
         for record_nbr, record in enumerate(person.worker_records, 1):
-            records += (declaration_id, p_nbr, record_nbr, record.worker_code)
+            records += (p_nbr, record_nbr, record.worker_code)
             for o in record.occupations:
                 o_nbr = o.sequence
                 starting, ending = o.starting_date, o.ending_date
                 if iso_dates:
                     starting = starting.isoformat()
                     ending = None if ending is None else ending.isoformat()
-                occupations += (declaration_id, p_nbr, record_nbr, o_nbr, starting, ending, o.joint_commission,
+                occupations += (p_nbr, record_nbr, o_nbr, starting, ending, o.joint_commission,
                                 o.working_days_system, o.mean_working_hours, o.ref_mean_working_hours)
                 for i, s in enumerate(o.services, 1):
-                    services += (declaration_id, p_nbr, record_nbr, o_nbr, i, s.code, s.days, s.hours)
+                    services += (p_nbr, record_nbr, o_nbr, i, s.code, s.days, s.hours)
                 for i, r in enumerate(o.remuns, 1):
-                    remuns += (declaration_id, p_nbr, record_nbr, o_nbr, i, r.code, r.amount)
+                    remuns += (p_nbr, record_nbr, o_nbr, i, r.code, r.amount)
             for i, c in enumerate(record.contributions, 1):
-                contributions += (declaration_id, p_nbr, record_nbr, i, c.code, c.base, c.amount)
+                contributions += (p_nbr, record_nbr, i, c.code, c.base, c.amount)
     return [persons, records, occupations, services, remuns, contributions]
 
 
@@ -366,25 +371,42 @@ def _dmfa_values(dmfa: DmfA, declaration_id: int, *, iso_dates: bool) -> list[li
 _SQLITE_ROWS_PER_INSERT = 5000
 
 
-def _insert_sqlite(connection: Connection, tables: list[list]) -> None:
-    for table, values in zip(_DMFA_TABLES, tables):
-        _insert_rows_sqlite(connection, f"INSERT INTO {table.name}", _DMFA_COLUMNS[table.name], values)
-
-
-def _insert_rows_sqlite(connection: Connection, head: str, columns: tuple[str, ...], values: list) -> None:
-    """``values`` (rows of ``columns``, one flat list) in multi-row INSERTs: ``head`` (COLUMNS) VALUES (...), ..."""
+def _insert_rows_sqlite(connection: Connection, head: str, columns: tuple[str, ...], values: list, *,
+                        declaration_id: int | None = None) -> None:
+    """``values`` (rows of ``columns``, one flat list) in multi-row INSERTs: ``head`` (COLUMNS) VALUES (...), ...
+    With ``declaration_id``, the first column's value is that, bound once per statement (``?1`` in every row)
+    and not in ``values``: the rows can be built before the id is drawn, and the statement's text does not
+    change with the id (sqlite3 keeps it compiled)."""
     if not values:
         return
     driver = connection.connection.driver_connection
-    width = len(columns)
-    row = "(" + ",".join("?" * width) + ")"
+    fixed = 0 if declaration_id is None else 1
+    width = len(columns) - fixed
+    row = "(" + ",".join(["?1"] * fixed + ["?"] * width) + ")"
     head = f"{head} ({', '.join(columns)}) VALUES "
-    per = min(_SQLITE_ROWS_PER_INSERT, driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width,
+    per = min(_SQLITE_ROWS_PER_INSERT, (driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - fixed) // width,
               (driver.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH) - len(head)) // (len(row) + 1))
     step = max(1, per) * width
     for start in range(0, len(values), step):
         chunk = tuple(values[start:start + step])
-        connection.exec_driver_sql(head + ",".join([row] * (len(chunk) // width)), chunk)
+        if fixed:
+            chunk = (declaration_id, *chunk)
+        connection.exec_driver_sql(head + ",".join([row] * ((len(chunk) - fixed) // width)), chunk)
+
+
+@dataclass(frozen=True)
+class DmfaValues:
+    """A DmfA's child rows as SQLite takes them (``_dmfa_values``: ISO dates, no declaration id), built
+    before the declaration's transaction as DmfaRows are for PostgreSQL."""
+    tables: list[list]
+
+
+def rows_for(connection_or_engine, dmfa: DmfA) -> DmfaRows | DmfaValues:
+    """``dmfa``'s child rows, ready for ``store_dmfa`` on this store (the same rows it would build itself):
+    COPY text on PostgreSQL, values on SQLite."""
+    if is_sqlite(connection_or_engine):
+        return DmfaValues(_dmfa_values(dmfa, iso_dates=True))
+    return dmfa_rows(dmfa)
 
 
 @dataclass(frozen=True)
@@ -461,10 +483,10 @@ def _copy_pg(connection: Connection, dmfa: DmfA, declaration_id: int, rows: Dmfa
                     copy.write(data)
                 else:
                     if fallback is None:
-                        fallback = _dmfa_values(dmfa, declaration_id, iso_dates=False)
-                    values, width = fallback[n], len(columns)
+                        fallback = _dmfa_values(dmfa, iso_dates=False)
+                    values, width = fallback[n], len(columns) - 1
                     for start in range(0, len(values), width):
-                        copy.write_row(values[start:start + width])
+                        copy.write_row((declaration_id, *values[start:start + width]))
 
 
 def _ensure_dmfa_persons(connection: Connection, inss_list: list[str]) -> None:

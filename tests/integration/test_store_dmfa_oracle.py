@@ -156,8 +156,9 @@ def _compare(app, dmfa_for) -> None:
 
 
 def _store_with_rows_built_before(connection: Connection, dmfa: DmfA, declaration_id: int, scope: str) -> None:
-    """As Ingest.submit does on PostgreSQL: the COPY rows built before the transaction drew the id."""
-    facts.store_dmfa(connection, dmfa, declaration_id, scope, rows=facts.dmfa_rows(dmfa))
+    """As Ingest.submit does: the rows built before the transaction drew the id (COPY text on PostgreSQL,
+    values on SQLite)."""
+    facts.store_dmfa(connection, dmfa, declaration_id, scope, rows=facts.rows_for(connection, dmfa))
 
 
 def _compare_on(connection: Connection, dmfa_for) -> None:
