@@ -201,7 +201,8 @@ def scan_quickly(path: Path, limit: int, spool: Spool, pool, workers: int,
                  keep_alive: Callable[[], None]) -> Scanned | None:
     """The header and the count of a file that is certainly fine, with each declaration in ``spool``; None
     when the careful way must read it (the spool is then removed). Raises only B007 (the limit is the
-    same whichever way the bytes are read)."""
+    same whichever way the bytes are read), what ``keep_alive`` raises, and a dead worker's
+    BrokenProcessPool."""
     target = _NoTree()
     envelope = etree.XMLParser(target=target, **parsing.PARSER_OPTIONS)
     cuts = ChildBytes(ns.BATCH, "Batch", envelope=envelope.feed)
