@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable, Protocol, Sequence
 
 from declarations.domain.model import Quarter
 
@@ -52,6 +52,9 @@ class StoredData(Protocol):
     def period(self, period_id: int) -> StoredPeriod | None: ...
     def periods_of(self, employer: str, inss_list: Iterable[str]) -> dict[str, list[StoredPeriod]]:
         """Non-cancelled periods of these workers with this employer."""
+    def uncovered(self, employer: str, spans: Sequence[tuple[str, dt.date, dt.date]]) -> set[int]:
+        """The positions in ``spans`` of the (INSS, first day, last day) that no non-cancelled period of this
+        employer for that worker overlaps (``uncovered_by_periods``, what the store answers in one query)."""
     def student_hours(self, inss: str, year: int, *, excluding_period: int | None) -> int:
         """PlannedHoursNbr of non-cancelled STU periods (all employers) starting in ``year``."""
     # DmfA
@@ -60,6 +63,21 @@ class StoredData(Protocol):
     def social_risk_exists(self, scenario: str, employer: str, inss: str, same_event_key: str) -> bool: ...
     def dmfa_history(self, employer: str, inss: str, before: Quarter, limit: int = 4) -> list[QuarterSnapshot]:
         """Most recent first: quarters before ``before`` with a current DmfA of this employer naming the worker."""
+
+
+def uncovered_by_periods(stored: StoredData, employer: str,
+                         spans: Sequence[tuple[str, dt.date, dt.date]]) -> set[int]:
+    """``StoredData.uncovered`` from ``periods_of``: the span (start, end) is covered by a period that starts
+    on or before ``end`` and ends on or after ``start`` (or never)."""
+    if not spans:
+        return set()
+    periods = stored.periods_of(employer, {inss for inss, _start, _end in spans})
+    found = set()
+    for n, (inss, start, end) in enumerate(spans):
+        if not any((p.ending_date is None or start <= p.ending_date) and p.starting_date <= end
+                   for p in periods.get(inss, ())):
+            found.add(n)
+    return found
 
 
 @dataclass(frozen=True)

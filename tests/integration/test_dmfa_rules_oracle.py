@@ -21,11 +21,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterator
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from declarations import samples
 from declarations.domain.anomalies import Anomaly, anomaly, any_blocking
 from declarations.domain.model import DmfA, Occupation, Quarter, WorkerRecord
+from declarations.domain.ports import uncovered_by_periods
 from declarations.domain.rules import RuleContext, kind_rules, prepare_rules
 from declarations.domain.rules import dmfa as dmfa_rules
 from declarations.domain.rules.dimona import overlaps
@@ -194,10 +195,18 @@ class _Recording:
         self.reads.append(("current_dmfa", employer, quarter))
         return self.stored.current_dmfa(employer, quarter)
 
+    # M010's read: the oracle reads the workers' periods (periods_of), the rules since m010-sql ask the store
+    # which occupations no period covers (uncovered), which must answer as periods_of and the oracle's
+    # condition do.
     def periods_of(self, employer, inss_list):
-        inss = set(inss_list)
-        self.reads.append(("periods_of", employer, inss))
-        return self.stored.periods_of(employer, inss)
+        self.reads.append(("M010", employer))
+        return self.stored.periods_of(employer, set(inss_list))
+
+    def uncovered(self, employer, spans):
+        self.reads.append(("M010", employer))
+        found = self.stored.uncovered(employer, spans)
+        assert found == uncovered_by_periods(self.stored, employer, spans)
+        return found
 
 
 def checked(dmfa: DmfA, stored) -> list[Anomaly]:
@@ -272,9 +281,15 @@ def _valid_dmfa(rng: random.Random, people: list[str]) -> DmfA:
                                workers=workers, declaration_type=declaration_type, replaces=replaces))
 
 
+def _other_employer(connection) -> str:
+    return connection.execute(select(t.employer.c.noss).where(t.employer.c.noss != EMPLOYER).limit(1)).scalar_one()
+
+
 def _store_periods(connection, people: list[str], rng: random.Random) -> None:
-    """Dimona periods of the employer for some of ``people``: none, closed, open-ended, cancelled, other scope."""
+    """Dimona periods of the employer for some of ``people``: none, closed, open-ended, cancelled, other scope
+    (the reader's TEST, another sender's), and some of another employer."""
     facts.ensure_persons(connection, people)
+    other = _other_employer(connection)
     rows = []
     for n, inss in enumerate(people):
         for _ in range(n % 4):  # a quarter of the workers have none
@@ -284,6 +299,14 @@ def _store_periods(connection, people: list[str], rng: random.Random) -> None:
                          "ending_date": rng.choice([None, start + dt.timedelta(days=rng.randint(0, 60))]),
                          "joint_commission": "302", "planned_hours": None, "cancelled": rng.random() < 0.2,
                          "version": 1})
+    # Periods no reader of the employer sees (drawn apart: ``rng`` draws the same as before), for a third of them.
+    apart = random.Random(len(people))
+    for inss in people[::3]:
+        start = dt.date(2024, 6, 1) + dt.timedelta(days=apart.randint(0, 500))
+        for scope, employer in (("PROD", other), ("TEST:2001", EMPLOYER)):
+            rows.append({"scope": scope, "employer_noss": employer, "inss": inss, "worker_type": "OTH",
+                         "starting_date": start, "ending_date": apart.choice([None, start + dt.timedelta(days=90)]),
+                         "joint_commission": "302", "planned_hours": None, "cancelled": False, "version": 1})
     connection.execute(insert(t.employment_period), rows)
 
 
@@ -331,6 +354,93 @@ def test_same_anomalies_as_before_offline(seed):
         codes.update(a.code for a in found)
         codes["valid"] += not checked(_valid_dmfa(rng, people), None)
     assert "M010" not in codes and "M002" not in codes and min(codes.values()) >= 5, codes
+
+
+def _m010_case(connection):
+    """A 2025 Q3 DmfA whose occupations each meet the periods M010 could get wrong, and the periods; with, per
+    worker, whether a PROD reader and a TEST:1001 reader find the occupation (or each one) covered."""
+    other = _other_employer(connection)
+    d = dt.date
+    july10, aug20 = d(2025, 7, 10), d(2025, 8, 20)
+    # (occupations (start, end), periods (scope, employer, start, end, cancelled), covered for PROD, for TEST:1001)
+    cases = [
+        ([(july10, aug20)], [("PROD", EMPLOYER, d(2025, 6, 1), july10, False)], [True], [True]),  # its first day
+        ([(july10, aug20)], [("PROD", EMPLOYER, aug20, d(2025, 9, 30), False)], [True], [True]),  # its last day
+        ([(july10, aug20)], [("PROD", EMPLOYER, d(2025, 6, 1), d(2025, 7, 9), False),  # a day before, a day after
+                             ("PROD", EMPLOYER, d(2025, 8, 21), None, False)], [False], [False]),
+        ([(july10, aug20)], [("PROD", EMPLOYER, d(2025, 1, 1), None, False)], [True], [True]),  # open-ended
+        ([(july10, aug20)], [("PROD", EMPLOYER, d(2025, 7, 1), d(2025, 9, 30), True)], [False], [False]),  # cancelled
+        ([(july10, aug20)], [("PROD", other, d(2025, 7, 1), None, False)], [False], [False]),  # another employer
+        ([(july10, aug20)], [("TEST:1001", EMPLOYER, d(2025, 7, 1), None, False)], [False], [True]),  # TEST
+        ([(july10, aug20)], [("TEST:2001", EMPLOYER, d(2025, 7, 1), None, False)], [False], [False]),  # another's TEST
+        ([(july10, aug20)], [], [False], [False]),  # no period at all
+        ([(d(2025, 7, 1), d(2025, 7, 10)), (d(2025, 9, 1), None)],  # several periods, several occupations
+         [("PROD", EMPLOYER, d(2025, 7, 1), d(2025, 7, 5), False), ("PROD", EMPLOYER, d(2025, 8, 1), d(2025, 8, 5), False),
+          ("TEST:1001", EMPLOYER, d(2025, 9, 30), d(2025, 10, 31), False)], [True, False], [True, True]),
+        ([(d(2025, 6, 1), None)], [("PROD", EMPLOYER, d(2025, 6, 1), d(2025, 6, 30), False)],  # before the quarter
+         [False], [False]),
+    ]
+    people = samples.inss_series(len(cases))
+    facts.ensure_persons(connection, people)
+    connection.execute(insert(t.employment_period), [
+        {"scope": scope, "employer_noss": employer, "inss": inss, "worker_type": "OTH", "starting_date": start,
+         "ending_date": end, "joint_commission": "302", "planned_hours": None, "cancelled": cancelled, "version": 1}
+        for inss, (_o, periods, _p, _t) in zip(people, cases) for scope, employer, start, end, cancelled in periods])
+    dmfa = decode(samples.dmfa(message_id="m", sender_id="1001", noss=EMPLOYER, quarter="20253", workers=[
+        samples.worker(inss, sequence=n + 1, occupations=[
+            samples.occupation(sequence=k + 1, start=start, end=end, jc="302", services=[("001", 500)])
+            for k, (start, end) in enumerate(occupations)])
+        for n, (inss, (occupations, _periods, _p, _t)) in enumerate(zip(people, cases))]))
+    return dmfa, people, cases
+
+
+def test_m010_at_the_edges_of_the_periods(app):
+    """M010 at a period's first and last day, open-ended, cancelled, another employer's, TEST (the reader's,
+    another sender's), several periods per worker, none: as the oracle says, and as expected."""
+    with app.engine.begin() as connection:
+        dmfa, people, cases = _m010_case(connection)
+        for reader, column in (("PROD", 2), ("TEST:1001", 3)):
+            found = checked(dmfa, StoredView(connection, reader))
+            uncovered = [a.location for a in found if a.code == "M010"]
+            expected = [occupation.location for person, case in zip(dmfa.persons, cases)
+                        for occupation, covered in zip(person.worker_records[0].occupations, case[column])
+                        if not covered]
+            assert uncovered == expected and len(expected) >= 6, (reader, found)
+        connection.rollback()
+
+
+def test_uncovered_answers_as_periods_of_does(app):
+    """StoredView.uncovered, on either store, against periods_of and M010's condition in Python: the crafted
+    cases, then random spans over random periods, 1,000 at a time, in both readers' scopes."""
+    rng = random.Random(5)
+    with app.engine.begin() as connection:
+        dmfa, people, cases = _m010_case(connection)
+        more = samples.inss_series(60)[len(people):]
+        _store_periods(connection, more, rng)
+        spans = dmfa_rules.prepare(dmfa, TODAY).spans
+        for reader in ("PROD", "TEST:1001"):
+            view = StoredView(connection, reader)
+            assert view.uncovered(EMPLOYER, spans) == uncovered_by_periods(view, EMPLOYER, spans)
+            assert view.uncovered(EMPLOYER, ()) == set()
+            for _ in range(3):
+                random_spans = []
+                for _ in range(1000):
+                    start = dt.date(2024, 6, 1) + dt.timedelta(days=rng.randint(-30, 560))
+                    random_spans.append((rng.choice(more + people), start,
+                                         start + dt.timedelta(days=rng.choice([0, 0, 1, 5, 40]))))
+                found = view.uncovered(EMPLOYER, random_spans)
+                assert found == uncovered_by_periods(view, EMPLOYER, random_spans)
+                assert 100 < len(found) < 900
+        # Workers that a comma-separated list would make ambiguous (PostgreSQL then sends an array).
+        facts.ensure_persons(connection, ["1,2", "", "1", "2"])
+        connection.execute(insert(t.employment_period), [
+            {"scope": "PROD", "employer_noss": EMPLOYER, "inss": inss, "worker_type": "OTH",
+             "starting_date": dt.date(2025, 1, 1), "ending_date": None, "joint_commission": "302",
+             "planned_hours": None, "cancelled": False, "version": 1} for inss in ["1,2", ""]])
+        view = StoredView(connection, "PROD")
+        day = dt.date(2025, 3, 1)
+        assert view.uncovered(EMPLOYER, [("1,2", day, day), ("1", day, day), ("", day, day), ("2", day, day)]) == {1, 3}
+        connection.rollback()
 
 
 @pytest.mark.parametrize("covered", [False, True], ids=["no-dimona", "covered"])
