@@ -1,8 +1,9 @@
 """The first pass's spool: each declaration's bytes, written once, for the second pass and the workers.
 
-The first pass over a batch file parses it whole anyway (B002: well-formed to the end) and serializes each
-declaration; the spool keeps those bytes (each one's length in 8 bytes, then the bytes) so that the file is
-parsed once. It lives beside the archive (the disk that took the file takes its declarations too), under a
+The first pass over a batch file reads it whole anyway (B002: well-formed to the end) and has each
+declaration's bytes in hand (batch_scan.py); the spool keeps them (each one's length in 8 bytes, then the
+bytes) so that the file is read once. During the quick first pass the workers read runs of it already
+(``SpooledRun``) to check each declaration's well-formedness. It lives beside the archive (the disk that took the file takes its declarations too), under a
 name of its owner's: ``.<sha256>.<host>.<pid>.<token>.spool``, created exclusively, so that two processes
 taking turns on one file (a lease run out, one host or several sharing the folder) never write or remove
 each other's.
@@ -19,7 +20,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
-
 
 log = logging.getLogger("declarations.batch")
 
