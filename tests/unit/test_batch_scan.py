@@ -213,4 +213,5 @@ def test_random_mutations_of_a_good_file(scans):
             accepted += 1
         else:
             refused += 1
-    assert accepted > 50 and refused > 500  # the mutations reach both sides
+    # The mutations reach both sides (with this seed: 61 files the quick way accepts, 1,439 it leaves).
+    assert accepted > 20 and refused > 1000
