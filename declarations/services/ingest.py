@@ -69,11 +69,10 @@ class Ingest:
         now = self.settings.now()
         limit = self.settings.max_message_bytes if max_bytes is None else max_bytes
         examined = examine(data, max_bytes=limit, element=element)
-        rows = self._dmfa_rows(examined)
-        prepared = self._prepared_rules(examined, brussels_today(now))  # the day _decide's rules take
+        ahead = _Ahead(self._dmfa_rows(examined),
+                       self._prepared_rules(examined, brussels_today(now)))  # the day _decide's rules take
         with turn if turn is not None else contextlib.nullcontext():
-            return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided, rows,
-                                     prepared)
+            return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided, ahead)
 
     def _dmfa_rows(self, examined: Examined) -> facts.DmfaRows | facts.DmfaValues | None:
         """A DmfA's child rows as the store will take them, built before the transaction (facts.rows_for): in a
@@ -100,14 +99,13 @@ class Ingest:
             return None
 
     def _decide_once(self, examined: Examined, now: dt.datetime, channel: str, batch_sender_id: str | None,
-                     batch_id: str | None, on_decided, rows: facts.DmfaRows | facts.DmfaValues | None,
-                     prepared: PreparedDmfA | None) -> Receipt:
+                     batch_id: str | None, on_decided, ahead: "_Ahead") -> Receipt:
         for _attempt in range(5):
             try:
                 with self.engine.begin() as connection:
                     reads = _Reads()
                     receipt = self._decide(connection, examined, now, channel, batch_sender_id, batch_id, reads,
-                                           rows, prepared)
+                                           ahead)
                     if receipt.outcome.accepted and not receipt.retry:
                         # institutions.md: the notifications it yields commit with it (PROD only).
                         notify_institutions(connection, examined.declaration, receipt.outcome, now,
@@ -125,7 +123,7 @@ class Ingest:
 
     def _decide(self, connection: Connection, ex: Examined, now: dt.datetime, channel: str,
                 batch_sender_id: str | None, batch_id: str | None, reads: "_Reads",
-                rows: facts.DmfaRows | facts.DmfaValues | None, prepared: PreparedDmfA | None) -> Receipt:
+                ahead: "_Ahead") -> Receipt:
         # Statements on an accepted Dimona, PostgreSQL: (1) the directory, the message key, the archive row
         # and the employer's lock (facts.receive); (2) the periods the rules read (DimonaView); (3) the facts
         # and the signed result (facts.store_dimona). BEGIN and COMMIT besides.
@@ -185,13 +183,13 @@ class Ingest:
         else:
             stored = StoredView(connection, scope)
         context = RuleContext(today=today, stored=stored)
-        # A DmfA's rules that need nothing stored ran before the transaction (``prepared``, from submit).
-        anomalies = stage4 + list(kind_rules(declaration, context, prepared))
+        # A DmfA's rules that need nothing stored ran before the transaction (``ahead``, from submit).
+        anomalies = stage4 + list(kind_rules(declaration, context, ahead.rules))
         if any_blocking(anomalies):
             return refuse(anomalies, declaration_id=declaration_id)
         if isinstance(declaration, Dimona):
             return self._store_dimona(connection, ex, now, declaration, declaration_id, scope, stored, anomalies)
-        self._store_facts(connection, declaration, declaration_id, scope, context, rows)
+        self._store_facts(connection, declaration, declaration_id, scope, context, ahead.rows)
         return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
 
     def _store_dimona(self, connection, ex: Examined, now, dimona: Dimona, declaration_id: int, scope: str,
@@ -251,6 +249,15 @@ class Ingest:
         """The first result again, byte for byte (a safe retry stores nothing)."""
         signed = parse(first.result)
         return Receipt(read_result(signed), signed, bytes(first.result), retry=True)
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """What ``submit`` did for a DmfA before its transaction (and a batch's turn): its child rows as the store
+    takes them, and its rules that need nothing stored. None where not done (another kind; an XSD or
+    identifier problem)."""
+    rows: facts.DmfaRows | facts.DmfaValues | None
+    rules: PreparedDmfA | None
 
 
 @dataclass

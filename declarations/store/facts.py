@@ -21,7 +21,7 @@ from declarations.domain.model import Dimona, DimonaIn, DmfA, ReferenceData, Soc
 from declarations.domain.rules.dimona import apply_change
 from declarations.domain.ports import StoredPeriod
 from declarations.store import tables as t
-from declarations.store.database import DriverStatement, employer_lock_key, is_sqlite
+from declarations.store.database import DriverStatement, comma_joined, employer_lock_key, is_sqlite
 from declarations.store.views import SenderView, StoredView, sender_view
 
 
@@ -285,12 +285,9 @@ def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: s
                                 declaration_id=declaration_id)
         return
     inss = sorted({p.inss for p in dmfa.persons})
-    joined = ",".join(inss)
-    # The workers as one text split by the server (psycopg's dumping of a list of 1,000 strings cost more than
-    # the statement); as an array where a comma or an empty INSS would make the text ambiguous.
-    as_text = bool(inss) and "" not in inss and joined.count(",") == len(inss) - 1
-    _DMFA_HEAD_PG[as_text, dmfa.declaration_type == "REPLACEMENT"].execute(connection, dict(
-        inss=joined if as_text else inss, declaration_id=declaration_id, scope=scope,
+    joined = comma_joined(inss)
+    _DMFA_HEAD_PG[joined is not None, dmfa.declaration_type == "REPLACEMENT"].execute(connection, dict(
+        inss=inss if joined is None else joined, declaration_id=declaration_id, scope=scope,
         employer_noss=dmfa.employer.noss, quarter=dmfa.quarter.code, declaration_type=dmfa.declaration_type,
         replaces=dmfa.replaces, net_owed_amount=dmfa.net_owed_amount))
     _copy_pg(connection, dmfa, declaration_id, rows if isinstance(rows, DmfaRows) else None)

@@ -18,7 +18,7 @@ from declarations.domain.model import Dimona, DimonaIn, Quarter
 from declarations.domain.ports import (Mandate, OccupationSnapshot, QuarterSnapshot, StoredPeriod,
                                       uncovered_by_periods)
 from declarations.store import tables as t
-from declarations.store.database import DriverStatement
+from declarations.store.database import DriverStatement, comma_joined
 
 
 def visible_scopes(scope: str) -> tuple[str, ...]:
@@ -67,12 +67,10 @@ class StoredView:
         if self.connection.dialect.name == "postgresql" and self.connection.in_transaction():
             # One array parameter, whatever the number of workers (a DmfA's 1,000): no IN list of 500 bound
             # parameters that SQLAlchemy renders and psycopg converts at every execution.
-            # The workers as one text the server splits where that is unambiguous (psycopg dumps a list of
-            # 1,000 strings in Python, element by element: most of this call's CPU); else as an array.
-            joined = ",".join(inss_list)
-            as_text = bool(inss_list) and "" not in inss_list and joined.count(",") == len(inss_list) - 1
-            rows = _periods_of_statement(as_text).rows(self.connection, {
-                "noss": employer, "inss_list": joined if as_text else inss_list, "scope_a": self.scopes[0],
+            # The workers as one text the server splits where that is unambiguous, else as an array.
+            joined = comma_joined(inss_list)
+            rows = _periods_of_statement(joined is not None).rows(self.connection, {
+                "noss": employer, "inss_list": inss_list if joined is None else joined, "scope_a": self.scopes[0],
                 "scope_b": self.scopes[-1]})
             for row in rows:  # the columns in StoredPeriod's order
                 period = StoredPeriod(*row)
