@@ -34,9 +34,15 @@ import time
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from declarations import ns
+# Loaded with the batch service (serve and batch run load it at start), not inside the first batch taken:
+# start_workers loads the App's Ingest before the fork, and its modules' import is ~40 ms of CPU.
+from declarations.services import ingest  # noqa: F401
 from declarations.services.batch_spool import Spooled, SpooledRun
 from declarations.store import batches
+from declarations.store.warmup import warm_up
 from declarations.xmlio import parsing, schemas
 
 class LeaseLost(Exception):
@@ -194,12 +200,23 @@ def _start_worker(app, turns: Turns, parent: int) -> None:
     # terminates it (after another worker died).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     app.engine.dispose(close=False)  # nothing of the parent's pool is used here (it was empty anyway)
+    _warm_up(app.engine)
     # What the fork brought (modules, schemas, the engine key: a few hundred thousand objects) never
     # becomes garbage here: out of the collector's sight, a collection triggered by a DmfA's thousands of
     # new objects does not walk it again (and does not write to the pages shared with the batch process).
     # 40,000 workers on two workers: 4.8-5.0x -> 4.3-4.4x the floor on SQLite, 5.4-6.0x -> 5.3x on PostgreSQL.
     gc.freeze()
     _WORKER_APP, _TURNS = app, turns
+
+
+def _warm_up(engine) -> None:
+    """This worker's connection, opened and made ready (store/warmup.py) while the first pass runs, rather
+    than in the worker's first transaction, in the batch's chain."""
+    try:
+        with engine.connect() as connection:
+            warm_up(connection)
+    except SQLAlchemyError:  # the worker's first item meets the same trouble, and reports it
+        pass
 
 
 def _ready() -> None:
