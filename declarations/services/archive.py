@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from declarations.store import tables as t
+from declarations.store.originals import unpack
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def archived(engine: Engine, declaration_id: int) -> Archived | None:
     if row is None:
         return None
     return Archived(row.id, row.received_at, row.channel, row.kind, row.sender_id, row.message_id, row.status,
-                    bytes(row.original), bytes(row.result))
+                    unpack(bytes(row.original), row.original_coding), bytes(row.result))
 
 
 def received_count(engine: Engine) -> int:

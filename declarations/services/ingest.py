@@ -26,7 +26,7 @@ from declarations.domain.rules.social_risk import derived_reference
 from declarations.services.examine import (Examined, certificate_validity, examine, signature_location,
                                            signer_anomalies)
 from declarations.settings import Settings, brussels_today
-from declarations.store import facts
+from declarations.store import facts, originals
 from declarations.store.database import lock_employer
 from declarations.store.tables import PROD, scope_of
 from declarations.store.views import DimonaView, DirectoryReader, StoredResult, StoredView, sender_view
@@ -70,7 +70,8 @@ class Ingest:
         limit = self.settings.max_message_bytes if max_bytes is None else max_bytes
         examined = examine(data, max_bytes=limit, element=element)
         ahead = _Ahead(self._dmfa_rows(examined),
-                       self._prepared_rules(examined, brussels_today(now)))  # the day _decide's rules take
+                       self._prepared_rules(examined, brussels_today(now)),  # the day _decide's rules take
+                       originals.pack(examined.received))
         with turn if turn is not None else contextlib.nullcontext():
             return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided, ahead)
 
@@ -128,7 +129,8 @@ class Ingest:
         # and the employer's lock (facts.receive); (2) the periods the rules read (DimonaView); (3) the facts
         # and the signed result (facts.store_dimona). BEGIN and COMMIT besides.
         def refuse(anomalies: list[Anomaly], *, declaration_id: int | None = None) -> Receipt:
-            return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
+            return self._finish(connection, ex, ahead.original, now, channel, batch_id, anomalies,
+                                declaration_id=declaration_id)
 
         if ex.refusal:  # stage 1, or stage 2's profile
             return refuse(ex.refusal)
@@ -141,7 +143,8 @@ class Ingest:
         if ex.keyed:
             # (1) One statement: what stages 2 to 4 read; the archive row and the key if the key is free.
             received = facts.receive(
-                connection, received_at=now, channel=channel, original=ex.received, kind=ex.kind,
+                connection, received_at=now, channel=channel, original=ahead.original.data,
+                original_coding=ahead.original.coding, kind=ex.kind,
                 sender_id=header.sender_id, message_id=header.message_id, environment=header.environment,
                 content_sha256=ex.content_sha256, fingerprint=ex.verified.fingerprint, batch_id=batch_id,
                 reserve=not certificate_validity(ex.verified.certificate, now, location), noss=noss,
@@ -190,7 +193,8 @@ class Ingest:
         if isinstance(declaration, Dimona):
             return self._store_dimona(connection, ex, now, declaration, declaration_id, scope, stored, anomalies)
         self._store_facts(connection, declaration, declaration_id, scope, context, ahead.rows)
-        return self._finish(connection, ex, now, channel, batch_id, anomalies, declaration_id=declaration_id)
+        return self._finish(connection, ex, ahead.original, now, channel, batch_id, anomalies,
+                            declaration_id=declaration_id)
 
     def _store_dimona(self, connection, ex: Examined, now, dimona: Dimona, declaration_id: int, scope: str,
                       stored: DimonaView, anomalies) -> Receipt:
@@ -204,11 +208,12 @@ class Ingest:
                            status=receipt.outcome.status, result=receipt.result_bytes)
         return receipt
 
-    def _archive(self, connection, ex: Examined, now, channel, batch_id) -> int:
+    def _archive(self, connection, ex: Examined, original: originals.Packed, now, channel, batch_id) -> int:
         """The archive row of a message that holds no key (refused before its key could be read)."""
         header = ex.header
         return facts.new_declaration(
-            connection, received_at=now, channel=channel, original=ex.received, kind=ex.kind,
+            connection, received_at=now, channel=channel, original=original.data, original_coding=original.coding,
+            kind=ex.kind,
             sender_id=header.sender_id if header else None, message_id=header.message_id if header else None,
             environment=header.environment if header else None, content_sha256=ex.content_sha256,
             batch_id=batch_id)
@@ -226,10 +231,10 @@ class Ingest:
                 source = "NONE"
             facts.store_social_risk(connection, declaration, declaration_id, scope, reference, source)
 
-    def _finish(self, connection, ex: Examined, now, channel, batch_id, anomalies, *,
+    def _finish(self, connection, ex: Examined, original: originals.Packed, now, channel, batch_id, anomalies, *,
                 declaration_id: int | None) -> Receipt:
         if declaration_id is None:
-            declaration_id = self._archive(connection, ex, now, channel, batch_id)
+            declaration_id = self._archive(connection, ex, original, now, channel, batch_id)
         receipt = self._sign(ex, now, anomalies, declaration_id, None)
         facts.finish_declaration(connection, declaration_id, status=receipt.outcome.status,
                                  result=receipt.result_bytes)
@@ -253,11 +258,12 @@ class Ingest:
 
 @dataclass(frozen=True)
 class _Ahead:
-    """What ``submit`` did for a DmfA before its transaction (and a batch's turn): its child rows as the store
-    takes them, and its rules that need nothing stored. None where not done (another kind; an XSD or
-    identifier problem)."""
+    """What ``submit`` did before the transaction (and a batch's turn): for a DmfA, its child rows as the store
+    takes them and its rules that need nothing stored (None where not done: another kind; an XSD or
+    identifier problem); for every message, its bytes as the archive keeps them (store/originals.py)."""
     rows: facts.DmfaRows | facts.DmfaValues | None
     rules: PreparedDmfA | None
+    original: originals.Packed
 
 
 @dataclass

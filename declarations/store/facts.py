@@ -35,12 +35,13 @@ _FINISH_DECLARATION = update(t.declaration).where(t.declaration.c.id == bindpara
 def new_declaration(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes,
                     kind: str | None = None, sender_id: str | None = None, message_id: str | None = None,
                     environment: str | None = None, content_sha256: str | None = None,
-                    batch_id: str | None = None) -> int:
-    """Archive a received message; its row id is its DeclarationId."""
+                    batch_id: str | None = None, original_coding: str | None = None) -> int:
+    """Archive a received message; its row id is its DeclarationId. ``original`` as store/originals.py packed it
+    (``original_coding``), else as received."""
     return connection.execute(_INSERT_DECLARATION, dict(
         received_at=received_at, channel=channel, kind=kind, sender_id=sender_id, message_id=message_id,
-        environment=environment, content_sha256=content_sha256, original=original, batch_id=batch_id,
-        status="RECEIVED", result=b"")).inserted_primary_key[0]
+        environment=environment, content_sha256=content_sha256, original=original, original_coding=original_coding,
+        batch_id=batch_id, status="RECEIVED", result=b"")).inserted_primary_key[0]
 
 
 # PostgreSQL: the first statement of a keyed declaration (ingest's step 1), one round trip for:
@@ -57,10 +58,11 @@ def new_declaration(connection: Connection, *, received_at: dt.datetime, channel
 _RECEIVE_PG = """
 WITH archived AS (
     INSERT INTO declaration (received_at, channel, kind, sender_id, message_id, environment, status,
-                             content_sha256, original, result, batch_id)
+                             content_sha256, original, original_coding, result, batch_id)
     SELECT CAST(:received_at AS timestamptz), CAST(:channel AS varchar), CAST(:kind AS varchar),
            CAST(:sender_id AS varchar), CAST(:message_id AS varchar), CAST(:environment AS varchar), 'RECEIVED',
-           CAST(:content_sha256 AS varchar), CAST(:original AS bytea), ''::bytea, CAST(:batch_id AS varchar)
+           CAST(:content_sha256 AS varchar), CAST(:original AS bytea), CAST(:original_coding AS varchar), ''::bytea,
+           CAST(:batch_id AS varchar)
     WHERE NOT EXISTS (SELECT 1 FROM message_key WHERE sender_id = :sender_id AND message_id = :message_id)
     RETURNING id),
 reserved AS (
@@ -107,7 +109,7 @@ class Received:
 def receive(connection: Connection, *, received_at: dt.datetime, channel: str, original: bytes, kind: str | None,
             sender_id: str, message_id: str, environment: str | None, content_sha256: str, fingerprint: str,
             reserve: bool, noss: str | None, batch_id: str | None = None,
-            data_type: str | None = None) -> Received:
+            data_type: str | None = None, original_coding: str | None = None) -> Received:
     """Read what stages 2 to 4 need (``sender_view``) and, if the message key is free, archive the message;
     reserve the key if the certificate is registered and ``reserve``. On PostgreSQL in one statement, which
     also takes the lock of employer ``noss`` when given and reads whether anyone is subscribed to
@@ -115,10 +117,11 @@ def receive(connection: Connection, *, received_at: dt.datetime, channel: str, o
     statements, archiving only with the key, and leaving the subscriptions to the notification hook.
 
     ``reserved`` False with ``directory.first`` None and a trusted certificate means: another transaction
-    took the key meanwhile, the caller must roll back.
+    took the key meanwhile, the caller must roll back. ``original``, ``original_coding``: as new_declaration.
     """
     values = dict(received_at=received_at, channel=channel, kind=kind, sender_id=sender_id, message_id=message_id,
-                  environment=environment, content_sha256=content_sha256, original=original, batch_id=batch_id)
+                  environment=environment, content_sha256=content_sha256, original=original,
+                  original_coding=original_coding, batch_id=batch_id)
     if is_sqlite(connection):
         directory = sender_view(connection, sender_id, message_id, noss)
         if (not reserve or fingerprint not in directory.sender_fingerprints(sender_id)

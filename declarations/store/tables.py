@@ -49,7 +49,8 @@ declaration = Table(
     Column("environment", String(4)),
     Column("status", String(24), nullable=False),
     Column("content_sha256", String(64)),
-    Column("original", LargeBinary, nullable=False),         # the bytes as received
+    Column("original", LargeBinary, nullable=False),         # the bytes as received, maybe compressed:
+    Column("original_coding", String(8)),                    # None (as received) | 'zlib' (store/originals.py)
     Column("result", LargeBinary, nullable=False),           # the signed DeclarationResult
     Column("batch_id", String(64)),
     sqlite_autoincrement=True,

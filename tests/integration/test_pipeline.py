@@ -204,3 +204,44 @@ def test_refused_messages_are_archived_unchanged(app):
         row = c.execute(select(t.declaration).where(t.declaration.c.id == receipt.outcome.declaration_id)).one()
     assert (row.original, row.status) == (garbage, "REFUSED")
     assert row.result == receipt.result_bytes
+
+
+def test_large_messages_are_archived_compressed_and_read_back_unchanged(app, demo_signer):
+    """store/originals.py: from 32 KiB up the archive keeps a zlib stream, before the transaction; what the
+    archive gives back is the message byte for byte, accepted or refused, small or large."""
+    from declarations.services.archive import archived
+    from declarations.store import originals
+
+    signer = demo_signer("sender-1001")
+    workers = [samples.worker(inss, sequence=n, occupations=[samples.occupation(
+        start=Q3["first"], jc="302", mean=1900, ref=3800, services=[("001", 3000)], remuns=[("001", 900000 + n)])])
+        for n, inss in enumerate(samples.inss_series(80), 1)]
+    large = samples.to_bytes(signer.sign(samples.dmfa(message_id="big-1", **EMPLOYER, quarter="20253",
+                                                      workers=workers)))
+    garbage = b"<DmfA xmlns='urn:declarations:dmfa:v1'>" + b"<x/>" * 10000  # never closed: refused, C009
+    small = samples.to_bytes(signer.sign(hire("small-1")))
+    assert len(large) >= originals.COMPRESS_FROM and len(garbage) >= originals.COMPRESS_FROM
+    assert len(small) < originals.COMPRESS_FROM
+    expected = {}
+    for message, accepted in ((large, True), (garbage, False), (small, True)):
+        receipt = app.ingest.submit(message, channel="CLI")
+        assert receipt.outcome.accepted is accepted, receipt.outcome.anomalies
+        expected[receipt.outcome.declaration_id] = message
+    with app.engine.connect() as c:
+        stored = {row.id: row for row in c.execute(select(t.declaration))}
+    for declaration_id, message in expected.items():
+        row = stored[declaration_id]
+        if len(message) >= originals.COMPRESS_FROM:
+            assert row.original_coding == "zlib" and len(row.original) < len(message) // 4
+        else:
+            assert (row.original_coding, bytes(row.original)) == (None, message)
+        assert archived(app.engine, declaration_id).original == message
+
+
+def test_an_archive_coding_this_engine_does_not_know_is_an_error():
+    from declarations.store import originals
+    import pytest
+
+    with pytest.raises(ValueError, match="brotli"):
+        originals.unpack(b"...", "brotli")
+    assert originals.unpack(originals.pack(b"<a/>" * 20000).data, "zlib") == b"<a/>" * 20000
