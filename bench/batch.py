@@ -255,8 +255,36 @@ def _rss_kib(pid: int, field: str = "VmRSS:") -> int:
     return 0
 
 
+# Linux 3.5+ lists each task's children in /proc (CONFIG_PROC_CHILDREN).
+_CHILDREN_LISTED = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                found += [int(child) for child in children.read().split()]
+    except OSError:  # gone meanwhile
+        pass
+    return found
+
+
 def _descendants(pid: int) -> list[int]:
-    """The process's children, grandchildren... (the batch's worker processes), from /proc."""
+    """The process's children, grandchildren... (the batch's worker processes), from /proc: each process's
+    list of children where the kernel keeps one (~0.05 ms a sample), else every process's parent (~1.2 ms a
+    sample here, every 50 ms: a few percent of a core taken from the batch it measures)."""
+    if not _CHILDREN_LISTED:
+        return _descendants_by_scan(pid)
+    out, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        out += children
+        todo += children
+    return out
+
+
+def _descendants_by_scan(pid: int) -> list[int]:
     parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
