@@ -9,6 +9,7 @@ import datetime as dt
 from sqlalchemy import insert, select
 
 from declarations.store import tables as t
+from declarations.domain.ports import uncovered_by_periods
 from declarations.store.views import StoredView
 
 EMPLOYER = "123456749"
@@ -68,4 +69,10 @@ def test_workers_whose_list_a_comma_would_make_ambiguous(app):
         assert sorted(view.periods_of(EMPLOYER, ["1,2"])) == ["1,2"]  # not "1" and "2"
         assert sorted(view.periods_of(EMPLOYER, ["", "60010100172"])) == ["", "60010100172"]
         assert sorted(view.periods_of(EMPLOYER, ["1", "2"])) == ["1", "2"]
+        # M010's question too (StoredView.uncovered: the workers as one text or an array, likewise).
+        day, before = dt.date(2025, 3, 1), dt.date(2024, 3, 1)
+        for spans in ([("1,2", day, day), ("3", day, day)], [("", day, day), ("1,2", before, before)],
+                      [("1", day, day), ("2", before, day), ("60010100172", before, before)]):
+            assert view.uncovered(EMPLOYER, spans) == uncovered_by_periods(view, EMPLOYER, spans)
+        assert view.uncovered(EMPLOYER, [("1,2", day, day), ("3", day, day)]) == {1}
         connection.rollback()
