@@ -72,6 +72,20 @@ def find_by_batch_id(connection: Connection, sender_id: str, batch_id: str) -> B
         t.batch.c.sender_id == sender_id, t.batch.c.batch_id == batch_id)).first())
 
 
+def held_elsewhere(engine: Engine, *, file_name: str, owner: str, now: float,
+                   owner_is_gone: Callable[[str], bool]) -> bool:
+    """Whether another live process holds an unfinished batch of a file with this name: that process is
+    working on the file in the inbox now (it is removed once the batch is done), so there is no need to copy
+    and hash it again just to find its claim taken. Read without a lock: a claim that ends meanwhile is seen
+    at the next pass."""
+    b = t.batch
+    with engine.connect() as connection:
+        holders = connection.execute(select(b.c.owner, b.c.lease_until).where(
+            b.c.file_name == file_name, b.c.status.in_((CLAIMED, RECEIVED)))).all()
+    return any(holder is not None and holder != owner and (until or 0) >= now and not owner_is_gone(holder)
+               for holder, until in holders)
+
+
 def claim(engine: Engine, *, file_sha256: str, file_name: str, owner: str, now: float, lease_seconds: float,
           owner_is_gone: Callable[[str], bool]) -> Claim:
     """Claim the file with this SHA-256 for ``owner``, in one transaction."""

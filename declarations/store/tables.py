@@ -276,6 +276,8 @@ batch = Table(
     UniqueConstraint("sender_id", "batch_id", name="uq_batch_sender_batch_id"),
     sqlite_autoincrement=True,
 )
+# batches.held_elsewhere: is a file of this name being worked on (every inbox pass, every file).
+Index("ix_batch_file_name_status", batch.c.file_name, batch.c.status)
 
 # The declarations of a batch in file order, written in the same transaction
 # as the declaration itself: exactly once, whatever the crash.

@@ -156,3 +156,29 @@ def test_names_that_are_not_batch_names_are_never_opened(box, signer):
     assert (inbox / "waiting.xml").exists() and (inbox / "nodata.go").exists()
     assert (inbox / "a..b.go.refused").exists()
     assert process_inbox_once(box) == []  # reported once
+
+
+def test_a_file_another_live_process_works_on_is_left_alone(box, signer):
+    """batches.held_elsewhere: while another live process holds an unfinished batch of that name (it is
+    working on this very file), an inbox pass does not copy and hash the file again to find out; once that
+    claim is over (its lease ran out), the file is taken."""
+    import os
+    import socket
+    import time
+
+    from sqlalchemy import insert, update
+
+    data = gen.batch_bytes(batch_id="held-1", items=gen.dimona_items(signer, 2))
+    gen.put(box.settings.inbox, "held", data)
+    other = f"{socket.gethostname()}:{os.getpid()}:another-watcher"  # alive: this very process
+    with box.engine.begin() as c:
+        c.execute(insert(t.batch).values(file_sha256="0" * 64, file_name="held.xml", status="CLAIMED", owner=other,
+                                         lease_until=time.time() + 600, items_done=0))
+    (summary,) = process_inbox_once(box)
+    assert summary.outcome == "BUSY"
+    assert not box.settings.archive.exists() or list(box.settings.archive.iterdir()) == []  # not even copied
+    assert declarations_stored(box) == 0
+    with box.engine.begin() as c:
+        c.execute(update(t.batch).where(t.batch.c.owner == other).values(lease_until=time.time() - 1))
+    (summary,) = process_inbox_once(box)
+    assert summary.outcome == "DONE" and declarations_stored(box) == 2
