@@ -50,7 +50,7 @@ from typing import BinaryIO, Callable, Iterator, Protocol
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
-from declarations.services.batch_items import BatchJob, LeaseLost, items_runner, start_workers
+from declarations.services.batch_items import BatchJob, HeadStart, LeaseLost, items_runner, start_workers
 from declarations.services.batch_scan import (BatchHeader, FileRefused, scan_carefully, scan_quickly,
                                                stream_items)
 from declarations.services.batch_spool import Spool, Spooled
@@ -256,6 +256,8 @@ class Inbox:
         workers = self._workers_for(size)
         pool = start_workers(self.app, workers) if workers > 1 else None
         spool = Spool(self.settings.archive, sha, self.owner)
+        head = None if pool is None else HeadStart(
+            pool, lambda header: items_runner(self.app, self._job(row, header), pool, workers))
         try:
             if row.status == batches.RECEIVED:  # resumed: no spool, the second pass reads the archive again
                 header = BatchHeader(row.batch_id, row.sender_id, row.item_count)
@@ -263,7 +265,7 @@ class Inbox:
             else:
                 received_at = self.settings.now()
                 header = self._first_pass(row, archived, file_name, go_text, size, received_at, name, spool,
-                                          pool, workers, settling)
+                                          pool, workers, settling, head)
                 if isinstance(header, FileRefused):  # the ack says why
                     spool.remove()
                     refused = header
@@ -278,7 +280,7 @@ class Inbox:
             summary.batch_id, summary.sender_id, summary.items = header.batch_id, header.sender_id, header.item_count
             _event("batch.taken", file=file_name, sha256=sha, batch_id=header.batch_id, sender_id=header.sender_id,
                    items=header.item_count, resumed_at=row.items_done or None, owner=self.owner)
-            self._second_pass(row, archived, header, summary, pool, workers, spool)
+            self._second_pass(row, archived, header, summary, pool, workers, spool, head)
             spool.remove()
             result = self._result(row, header, file_name, sha)
             with self.app.engine.begin() as connection:
@@ -334,7 +336,8 @@ class Inbox:
     # -- the first pass: file-level checks, then the ack -----------------------
 
     def _first_pass(self, row, archived: Path, file_name: str, go_text: bytes, size: int, received_at,
-                    name: str, spool: Spool, pool, workers: int, settling: "_Settling") -> BatchHeader | FileRefused:
+                    name: str, spool: Spool, pool, workers: int, settling: "_Settling",
+                    head: HeadStart | None) -> BatchHeader | FileRefused:
         sha = row.file_sha256
         header: BatchHeader | None = None
         try:
@@ -345,7 +348,7 @@ class Inbox:
             limit = self.settings.max_batch_bytes
             if size > limit:
                 raise FileRefused(f"the file is {size} bytes, larger than the limit of {limit} bytes", code="B007")
-            header, count = self._scan(row, archived, spool, pool, workers)
+            header, count = self._scan(row, archived, spool, pool, workers, head)
             with self.app.engine.connect() as connection:
                 known = DirectoryReader(connection).sender_exists(header.sender_id)
             if not known:
@@ -373,6 +376,8 @@ class Inbox:
             self._write(f"{name}.ack.xml", ack)
             return header
         except FileRefused as refusal:
+            if head is not None:
+                head.discard()  # nothing of a refused file is decided
             batch_id = header.batch_id if header else getattr(refusal, "batch_id", None)
             ack = self._sign(batch_xml.ack_element(batch_id=batch_id, file_name=file_name, file_sha256=sha,
                                                    received_at=received_at, code=refusal.code,
@@ -386,7 +391,8 @@ class Inbox:
             refusal.batch_id = batch_id
             return refusal
 
-    def _scan(self, row, archived: Path, spool: Spool, pool, workers: int) -> tuple[BatchHeader, int]:
+    def _scan(self, row, archived: Path, spool: Spool, pool, workers: int,
+              head: HeadStart | None) -> tuple[BatchHeader, int]:
         """The file read whole (batch_scan.py): the quick way when there are worker processes to help,
         the careful way when there are none or the quick way stops."""
         beat = time.monotonic()
@@ -402,22 +408,28 @@ class Inbox:
         limit = self.settings.max_batch_bytes
         scanned = None
         if pool is not None:
-            scanned = scan_quickly(archived, limit, spool, pool, workers, keep_alive)
+            scanned = scan_quickly(archived, limit, spool, pool, workers, keep_alive,
+                                   on_cut=None if head is None else head.start)
         if scanned is None:
+            if head is not None:
+                head.discard()  # read from a spool the careful way writes anew
             scanned = scan_carefully(archived, limit, spool, keep_alive)
         return scanned.header, scanned.count
 
     # -- the second pass: each declaration through the pipeline ------------------
 
     def _second_pass(self, row, archived: Path, header: BatchHeader, summary: Summary, pool, workers: int,
-                     spool: Spool) -> None:
+                     spool: Spool, head: HeadStart | None) -> None:
         with self.app.engine.connect() as connection:
             prefix, committed = batches.positions_stored(connection, row.id)
         counts = {"ACCEPTED": 0, "ACCEPTED_WITH_WARNINGS": 0, "REFUSED": 0}
         self.progress.started(summary, header.item_count, prefix + len(committed))
-        job = BatchJob(batch_pk=row.id, owner=self.owner, sender_id=header.sender_id, batch_id=header.batch_id,
-                       max_item_bytes=self.settings.max_item_bytes, lease_seconds=LEASE_SECONDS)
-        runner = items_runner(self.app, job, pool, workers)
+        if head is not None and head.runner is not None:  # items 1.. were handed over in the first pass
+            runner, ahead = head.runner, head.submitted
+        else:
+            runner, ahead = items_runner(self.app, self._job(row, header), pool, workers), 0
+        if pool is not None:
+            pool.turns.open()
 
         def completed(outcomes):
             for position, status in outcomes:
@@ -429,7 +441,7 @@ class Inbox:
         position = 0
         try:
             for position, data in enumerate(declarations, 1):
-                if position <= prefix or position in committed:
+                if position <= prefix or position in committed or position <= ahead:
                     continue
                 completed(runner.submit(position, data))
             completed(runner.finish())
@@ -440,6 +452,10 @@ class Inbox:
             raise RuntimeError(f"the second pass read {position} declarations, not the {header.item_count} "
                                "the first pass counted")
         summary.counts = {k.lower(): v for k, v in counts.items()}
+
+    def _job(self, row, header: BatchHeader) -> BatchJob:
+        return BatchJob(batch_pk=row.id, owner=self.owner, sender_id=header.sender_id, batch_id=header.batch_id,
+                        max_item_bytes=self.settings.max_item_bytes, lease_seconds=LEASE_SECONDS)
 
     def _declarations(self, archived: Path, spool: Spool) -> Iterator[bytes | Spooled]:
         """Each declaration, in file order: where it is in the first pass's spool, or its bytes from the

@@ -104,6 +104,7 @@ class Items:
 
     def __init__(self, executor, call: Callable, in_flight: int, *, local: bool):
         self._executor, self._call, self._limit = executor, call, max(1, in_flight)
+        self.in_flight = self._limit
         self._local = local  # the call runs here, at once (no ticket: nothing else runs meanwhile)
         self._running: set[futures.Future] = set()
         self._tickets = 0
@@ -124,6 +125,12 @@ class Items:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
+    def abandon(self) -> None:
+        """Wait for the running items and report none of them (``HeadStart.discard``: each fails with
+        TurnsBroken, or whatever it met first; none was decided)."""
+        futures.wait(self._running)
+        self._running = set()
+
     def _completed(self) -> Iterator[tuple[int, str]]:
         done, self._running = futures.wait(self._running, return_when=futures.FIRST_COMPLETED)
         # The first failure, not the later items it stopped (TurnsBroken), is the one to report.
@@ -137,20 +144,37 @@ class Items:
             raise errors[0]
 
 
+_BROKEN, _CLOSED = -1, -2
+
+
 class Turns:
     """Tickets for the batch's transactions, shared by the worker processes (made before the fork): the
     item with ticket n starts its transaction once ticket n - 1's ended. One that fails breaks the
-    chain: every later item raises instead of waiting for a turn that cannot come."""
+    chain: every later item raises instead of waiting for a turn that cannot come. Made ``closed``, no
+    item gets a turn before ``open`` (a head start: ``HeadStart``)."""
 
-    def __init__(self, context):
+    def __init__(self, context, *, closed: bool = False):
         self._condition = context.Condition()
-        self._done = context.RawValue("q", 0)   # the last ticket whose transaction ended; -1: broken
+        # The last ticket whose transaction ended; _BROKEN; _CLOSED: not open yet.
+        self._done = context.RawValue("q", _CLOSED if closed else 0)
+
+    def open(self) -> None:
+        with self._condition:
+            if self._done.value == _CLOSED:
+                self._done.value = 0
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Closed again, broken or not, tickets from 1 again: only once no item is in flight (a head start
+        discarded before the second pass)."""
+        with self._condition:
+            self._done.value = _CLOSED
 
     @contextlib.contextmanager
     def turn(self, ticket: int):
         with self._condition:
-            self._condition.wait_for(lambda: self._done.value in (ticket - 1, -1))
-            if self._done.value == -1:
+            self._condition.wait_for(lambda: self._done.value in (ticket - 1, _BROKEN))
+            if self._done.value == _BROKEN:
                 raise TurnsBroken("an earlier declaration of the batch failed")
         try:
             yield
@@ -161,11 +185,11 @@ class Turns:
 
     def break_chain(self) -> None:
         """An item failed, in its transaction or before it got there: no later item will get a turn."""
-        self._finish(-1)
+        self._finish(_BROKEN)
 
     def _finish(self, value: int) -> None:
         with self._condition:
-            if self._done.value != -1:  # broken stays broken: a later item must never get the failed one's turn
+            if self._done.value != _BROKEN:  # broken stays broken: a later item must never get the failed one's turn
                 self._done.value = value
             self._condition.notify_all()
 
@@ -239,7 +263,22 @@ def well_formed_in_worker(run: SpooledRun) -> bool:
     return all(parsing.well_formed_inside(data) for data in run.pieces())
 
 
-def start_workers(app, workers: int) -> futures.ProcessPoolExecutor:
+class WorkerPool:
+    """The batch's worker processes (an executor: ``submit``, ``shutdown``) and the turns they share, closed
+    until the batch process opens them."""
+
+    def __init__(self, executor: futures.ProcessPoolExecutor, turns: Turns):
+        self.executor, self.turns = executor, turns
+
+    def submit(self, function, *args) -> futures.Future:
+        return self.executor.submit(function, *args)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self.turns.break_chain()  # an item still waiting for a turn (a head start) gives up rather than hang
+        self.executor.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def start_workers(app, workers: int) -> WorkerPool:
     """``workers`` processes, forked from this one now, so that they are ready when the first pass ends.
 
     Forked, not spawned: a spawned worker imports everything and loads the engine key again (about a
@@ -253,16 +292,53 @@ def start_workers(app, workers: int) -> futures.ProcessPoolExecutor:
         schemas.schema_for(tag)
     app.engine.dispose()
     context = multiprocessing.get_context("fork")
+    turns = Turns(context, closed=True)
     pool = futures.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                                       initargs=(app, Turns(context), os.getpid()))
+                                       initargs=(app, turns, os.getpid()))
     for _ in range(workers):
         pool.submit(_ready)
-    return pool
+    return WorkerPool(pool, turns)
 
 
-def items_runner(app, job: BatchJob, pool: futures.ProcessPoolExecutor | None, workers: int) -> Items:
+def items_runner(app, job: BatchJob, pool: WorkerPool | None, workers: int) -> Items:
     """On ``pool`` (``start_workers``) if there is one, else in this process."""
     if pool is None:
         return Items(_Immediate(), functools.partial(decide, app, job), 1, local=True)
     # Two per worker: each worker has the next item to examine while it waits for its turn or decides.
     return Items(pool, functools.partial(_decide_in_worker, job), 2 * workers, local=False)
+
+
+class HeadStart:
+    """The first items of a fresh batch, handed to the workers as soon as the first pass has cut the whole
+    file (``start``), while its last checks still run (the last runs' well-formedness, the directory, the
+    ack): their examination overlaps the end of the first pass, and their transactions wait behind the
+    turns' closed gate until the second pass ``open``s it (a 10,000-worker batch's first transaction
+    started ~30 ms earlier, bench/README.md "Session 7"). A first pass that ends otherwise (a refusal, the
+    careful way reading the file again) ``discard``s them: the chain is broken, so none is decided, and the
+    gate is closed again for the second pass's tickets."""
+
+    def __init__(self, pool: WorkerPool, runner_for: Callable[[object], Items]):
+        self._pool, self._runner_for = pool, runner_for
+        self.runner: Items | None = None
+        self.submitted = 0  # items 1 to this one are with the workers
+
+    def start(self, header, entries: Iterator[Spooled]) -> None:
+        """Hand over the first items (as many as the runner keeps in flight), from the spool being written.
+        Only once every run of the first pass's checks is with the workers: an item waiting for its turn
+        holds a worker, and a run queued behind it would never be checked."""
+        self.runner = self._runner_for(header)
+        for position, entry in zip(range(1, self.runner.in_flight + 1), entries):
+            for _ in self.runner.submit(position, entry):  # never more than in flight: nothing to wait for
+                pass
+            self.submitted = position
+
+    def open(self) -> None:
+        self._pool.turns.open()
+
+    def discard(self) -> None:
+        if self.runner is None:
+            return
+        self._pool.turns.break_chain()
+        self.runner.abandon()
+        self._pool.turns.close()
+        self.runner, self.submitted = None, 0

@@ -25,12 +25,13 @@ its count, and the spool holds each declaration".
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import zlib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from lxml import etree
 
@@ -198,11 +199,13 @@ class _Stop(Exception):
 
 
 def scan_quickly(path: Path, limit: int, spool: Spool, pool, workers: int,
-                 keep_alive: Callable[[], None]) -> Scanned | None:
+                 keep_alive: Callable[[], None],
+                 on_cut: Callable[[BatchHeader, Iterator], None] | None = None) -> Scanned | None:
     """The header and the count of a file that is certainly fine, with each declaration in ``spool``; None
     when the careful way must read it (the spool is then removed). Raises only B007 (the limit is the
     same whichever way the bytes are read), what ``keep_alive`` raises, and a dead worker's
-    BrokenProcessPool."""
+    BrokenProcessPool. ``on_cut(header, spool entries)``: the whole file is cut and every run of checks is
+    with the workers, only their answers are awaited (batch_items.HeadStart)."""
     target = _NoTree()
     envelope = etree.XMLParser(target=target, **parsing.PARSER_OPTIONS)
     cuts = ChildBytes(ns.BATCH, "Batch", envelope=envelope.feed)
@@ -226,7 +229,13 @@ def scan_quickly(path: Path, limit: int, spool: Spool, pool, workers: int,
             if not cuts.usable or not spool.writing:
                 raise _Stop()
         envelope.close()
-        if not cuts.finished or header is None or target.doctype_seen or not checks.all_well_formed(spool):
+        if not cuts.finished or header is None or target.doctype_seen:
+            raise _Stop()
+        checks.send_rest(spool)
+        if on_cut is not None:
+            with contextlib.closing(spool.entries()) as entries:
+                on_cut(header, entries)
+        if not checks.all_well_formed(spool):
             raise _Stop()
         spool.close()
         return Scanned(header, count)
@@ -263,6 +272,10 @@ class _WellFormedChecks:
         """A declaration was added to ``spool``: send the run once it is long enough."""
         if spool.written - self._run_start >= RUN_BYTES:
             self._send(spool)
+
+    def send_rest(self, spool: Spool) -> None:
+        """The declarations not sent yet, as the last run."""
+        self._send(spool)
 
     def all_well_formed(self, spool: Spool) -> bool:
         self._send(spool)

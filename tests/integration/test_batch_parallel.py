@@ -123,3 +123,37 @@ def test_ids_follow_file_order_when_a_long_item_comes_first(box):
     ids = [int(r.findtext(f"{{{ns.RESULT}}}DeclarationId")) for r in results]
     periods = [int(r.findtext(f"{{{ns.RESULT}}}PeriodId")) for r in results[1:]]
     assert ids == sorted(ids) and periods == sorted(periods)
+
+
+@pytest.mark.parametrize("box", [1, 2], indirect=True, ids=["in-process", "two-workers"])
+def test_a_head_start_is_dropped_when_the_first_pass_finds_the_file_broken(box):
+    """batch_items.HeadStart: the first items go to the workers once the quick first pass has cut the file,
+    behind a closed gate. Here the last declaration is not well-formed (a bare ampersand, which cutting does
+    not look for): the workers' checks find it after the head start, the careful way reads the file again
+    and refuses it (B002), and nothing handed over early is decided."""
+    signed, _expected = items(gen.signer_2001())
+    data = gen.batch_bytes(batch_id="B-broken", items=signed)
+    last = data.rindex(b"<JointCommissionNbr>302<")
+    data = data[:last] + b"<JointCommissionNbr>3&02<" + data[last + len(b"<JointCommissionNbr>302<"):]
+    gen.put(box.settings.inbox, "broken", data)
+    [summary] = process_inbox_once(box)
+    assert (summary.outcome, summary.code) == ("FILE_REFUSED", "B002"), summary
+    with box.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 0
+        assert c.execute(select(func.count()).select_from(t.batch_item)).scalar_one() == 0
+
+
+@pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
+def test_a_file_refused_after_its_head_start_stores_nothing(box):
+    """B006 is known only once the whole file is cut, after the first items went to the workers: none of
+    them is decided."""
+    signed, _expected = items(gen.signer_2001())
+    gen.put(box.settings.inbox, "short", gen.batch_bytes(batch_id="B-short", items=signed, item_count=11))
+    [summary] = process_inbox_once(box)
+    assert (summary.outcome, summary.code) == ("FILE_REFUSED", "B006")
+    with box.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 0
+    # The inbox keeps working: the same items in a file that says how many there are.
+    gen.put(box.settings.inbox, "right", gen.batch_bytes(batch_id="B-right", items=signed))
+    [summary] = process_inbox_once(box)
+    assert summary.outcome == "DONE" and summary.counts["refused"] == 5
