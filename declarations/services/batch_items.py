@@ -14,6 +14,11 @@ commits in the declaration's own transaction (``decide``). What this module adds
   PeriodId and notification sequence numbers follow file order, as in one process. While one worker is
   in its transaction the others examine the next items.
 
+The workers start when the file is claimed: each opens its connection and warms it (store/warmup.py) and
+checks runs of declarations for the first pass (batch_scan.py). Once the first pass has cut the whole file,
+the first items already go to them (``HeadStart``), behind turns that stay closed until the second pass
+opens them; a first pass that ends in a refusal drops them undecided.
+
 After a crash, the next owner skips the positions that committed (``batches.positions_stored``). Worker
 processes die with the batch process (``PR_SET_PDEATHSIG``): none can commit an item after its owner is
 gone and another process took the batch over.
@@ -312,7 +317,7 @@ class HeadStart:
     """The first items of a fresh batch, handed to the workers as soon as the first pass has cut the whole
     file (``start``), while its last checks still run (the last runs' well-formedness, the directory, the
     ack): their examination overlaps the end of the first pass, and their transactions wait behind the
-    turns' closed gate until the second pass ``open``s it (a 10,000-worker batch's first transaction
+    turns, closed until the second pass opens them (a 10,000-worker batch's first transaction
     started ~30 ms earlier, bench/README.md "Session 7"). A first pass that ends otherwise (a refusal, the
     careful way reading the file again) ``discard``s them: the chain is broken, so none is decided, and the
     gate is closed again for the second pass's tickets."""
@@ -331,9 +336,6 @@ class HeadStart:
             for _ in self.runner.submit(position, entry):  # never more than in flight: nothing to wait for
                 pass
             self.submitted = position
-
-    def open(self) -> None:
-        self._pool.turns.open()
 
     def discard(self) -> None:
         if self.runner is None:
