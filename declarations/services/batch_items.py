@@ -73,9 +73,8 @@ def decide(app, job: BatchJob, position: int, data: bytes | Spooled,
         data = data.read()
 
     def record(connection, receipt):
-        batches.add_item(connection, job.batch_pk, position, receipt.outcome.declaration_id)
-        if not batches.heartbeat(connection, job.batch_pk, job.owner, time.time() + job.lease_seconds,
-                                 count_item=True):
+        if not batches.record_item(connection, job.batch_pk, position, receipt.outcome.declaration_id,
+                                   owner=job.owner, lease_until=time.time() + job.lease_seconds):
             raise LeaseLost()
 
     receipt = app.ingest.submit(data, channel="BATCH", max_bytes=job.max_item_bytes,

@@ -19,11 +19,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from declarations.store import tables as t
-from declarations.store.database import insert_ignoring_duplicates
+from declarations.store.database import DriverStatement, insert_ignoring_duplicates, is_sqlite
 
 CLAIMED, RECEIVED, DONE, REFUSED = "CLAIMED", "RECEIVED", "DONE", "REFUSED"
 
@@ -156,6 +156,26 @@ def mark_done(connection: Connection, batch_pk: int, owner: str, *, result: byte
     keeps it in the archive, ``<sha256>.result.xml``: it can be tens of megabytes)."""
     return connection.execute(_owned(batch_pk, owner).values(
         status=DONE, result=result, owner=None, lease_until=None)).rowcount == 1
+
+
+# PostgreSQL: record_item in one round trip (the insert runs even when the update finds the row another
+# owner's: the caller then rolls the whole item back).
+_RECORD_ITEM_PG = DriverStatement(text("""
+WITH item AS (INSERT INTO batch_item (batch, position, declaration_id) VALUES (:batch, :position, :declaration_id))
+UPDATE batch SET lease_until = :lease_until, items_done = items_done + 1 WHERE id = :batch AND owner = :owner
+RETURNING id"""))
+
+
+def record_item(connection: Connection, batch_pk: int, position: int, declaration_id: int, *, owner: str,
+                lease_until: float) -> bool:
+    """A decided item, in its declaration's transaction: its position, one more item counted, the lease
+    extended. False when this owner lost the batch (the caller rolls the item back)."""
+    if is_sqlite(connection):
+        add_item(connection, batch_pk, position, declaration_id)
+        return heartbeat(connection, batch_pk, owner, lease_until, count_item=True)
+    return bool(_RECORD_ITEM_PG.rows(connection, dict(batch=batch_pk, position=position,
+                                                       declaration_id=declaration_id, owner=owner,
+                                                       lease_until=lease_until)))
 
 
 def add_item(connection: Connection, batch_pk: int, position: int, declaration_id: int) -> None:

@@ -157,3 +157,25 @@ def test_a_file_refused_after_its_head_start_stores_nothing(box):
     gen.put(box.settings.inbox, "right", gen.batch_bytes(batch_id="B-right", items=signed))
     [summary] = process_inbox_once(box)
     assert summary.outcome == "DONE" and summary.counts["refused"] == 5
+
+
+def test_an_item_is_recorded_only_by_the_batch_s_owner(app):
+    """batches.record_item (one statement on PostgreSQL, two on SQLite): the position, one more item
+    counted, the lease extended, for the owner of the batch; for anyone else False, and the item's
+    transaction is rolled back (batch_items.decide raises LeaseLost)."""
+    with app.engine.begin() as c:
+        batch_pk = c.execute(t.batch.insert().values(file_sha256="e" * 64, file_name="y.xml", status="RECEIVED",
+                                                     owner="me", lease_until=1.0, items_done=0)
+                             .returning(t.batch.c.id)).scalar_one()
+        declaration = c.execute(t.declaration.insert().values(
+            received_at=dt.datetime(2025, 11, 15, tzinfo=dt.timezone.utc), channel="BATCH", original=b"<x/>",
+            status="REFUSED", result=b"<r/>").returning(t.declaration.c.id)).scalar_one()
+    with app.engine.begin() as c:
+        assert batches.record_item(c, batch_pk, 1, declaration, owner="me", lease_until=99.0) is True
+    with app.engine.connect() as c:
+        with c.begin() as transaction:
+            assert batches.record_item(c, batch_pk, 2, declaration, owner="someone else", lease_until=5.0) is False
+            transaction.rollback()
+        row = c.execute(select(t.batch.c.items_done, t.batch.c.lease_until).where(t.batch.c.id == batch_pk)).one()
+        assert tuple(row) == (1, 99.0)
+        assert batches.positions_stored(c, batch_pk) == (1, frozenset())
