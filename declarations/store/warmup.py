@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import union_all, literal_column, select, false
+from sqlalchemy import false, literal_column, select, union_all
 from sqlalchemy.engine import Connection
 
 from declarations.domain.model import Quarter
@@ -35,7 +35,7 @@ def warm_up(connection: Connection) -> None:
     view = StoredView(connection, t.PROD)
     with connection.begin() as transaction:
         view.current_dmfa(nobody, Quarter(2000, 1))
-        view.uncovered(nobody, [(nobody, day, day)])  # M010 (periods_of on PostgreSQL)
+        view.uncovered(nobody, [(nobody, day, day)])  # M010's statement
         sender_view(connection, nobody, nobody, nobody)  # stages 2-4 on SQLite
         anyone_subscribed(connection, nobody)
         connection.execute(union_all(*(select(literal_column("1")).select_from(table).where(false())
