@@ -53,7 +53,7 @@ from sqlalchemy.exc import IntegrityError
 from declarations.services.batch_items import BatchJob, HeadStart, LeaseLost, items_runner, start_workers
 from declarations.services.batch_scan import (BatchHeader, FileRefused, scan_carefully, scan_quickly,
                                                stream_items)
-from declarations.services.batch_spool import Spool, Spooled
+from declarations.services.batch_spool import STALE_SECONDS, Spool, Spooled
 from declarations.store import batches
 from declarations.store.views import DirectoryReader
 from declarations.xmlio import batch_xml
@@ -317,10 +317,12 @@ class Inbox:
         once it is durable (``_Settling``, in the background)."""
         archive = self.settings.archive
         archive.mkdir(parents=True, exist_ok=True)
+        _drop_stale_uploads(archive)
         digest = hashlib.sha256()
-        # Ends as the file does (batch_scan reads a .gz name as gzip): the first pass reads this name.
+        # Named by its owner (as the spool is) and ending as the file does (batch_scan reads a .gz name as
+        # gzip): the first pass reads this name.
         suffix = ".xml.gz" if data_path.name.endswith(".gz") else ".xml"
-        aside = archive / f".upload.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}"
+        aside = archive / f".upload.{self.owner.replace(':', '.')}.{uuid.uuid4().hex[:8]}.tmp{suffix}"
         size = 0
         with open(data_path, "rb") as source, open(aside, "wb") as out:
             while chunk := source.read(_CHUNK):
@@ -424,6 +426,8 @@ class Inbox:
             prefix, committed = batches.positions_stored(connection, row.id)
         counts = {"ACCEPTED": 0, "ACCEPTED_WITH_WARNINGS": 0, "REFUSED": 0}
         self.progress.started(summary, header.item_count, prefix + len(committed))
+        if head is not None and head.runner is not None and not spool.complete:
+            head.discard()  # they read a spool that could not be finished: the archive is read again
         if head is not None and head.runner is not None:  # items 1.. were handed over in the first pass
             runner, ahead = head.runner, head.submitted
         else:
@@ -549,6 +553,23 @@ def put(settings, source: Path) -> Path:
     write_atomic(settings.inbox, file_name, data)
     write_atomic(settings.inbox, f"{name}.go", (hashlib.sha256(data).hexdigest() + "\n").encode())
     return settings.inbox / file_name
+
+
+def _drop_stale_uploads(archive: Path) -> None:
+    """Remove the aside copies (``.upload.<host>.<pid>.<token>.<random>.tmp.xml[.gz]``) that a process killed
+    meanwhile left behind: a dead process of this host's, or any older than a day (_Settling keeps one for
+    the whole first pass)."""
+    now = time.time()
+    for stale in archive.glob(".upload.*.tmp.xml*"):
+        parts = stale.name[len(".upload."):].partition(".tmp.xml")[0].rsplit(".", 3)
+        if len(parts) != 4:
+            continue
+        try:
+            old = now - stale.stat().st_mtime > STALE_SECONDS
+        except OSError:
+            continue
+        if old or _owner_is_gone(":".join(parts[:3])):
+            stale.unlink(missing_ok=True)
 
 
 class _Settling:

@@ -32,14 +32,13 @@ import contextlib
 import ctypes
 import functools
 import gc
+import logging
 import multiprocessing
 import os
 import signal
 import time
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from declarations import ns
 # Loaded with the batch service (serve and batch run load it at start), not inside the first batch taken:
@@ -49,6 +48,9 @@ from declarations.services.batch_spool import Spooled, SpooledRun
 from declarations.store import batches
 from declarations.store.warmup import warm_up
 from declarations.xmlio import parsing, schemas
+
+log = logging.getLogger("declarations.batch")
+
 
 class LeaseLost(Exception):
     """Another process took the batch over: stop writing anything for it."""
@@ -149,13 +151,25 @@ class Items:
 
 
 _BROKEN, _CLOSED = -1, -2
+# How often an item waiting for its turn looks again without being notified: what the batch process
+# changes (open, break, close) it changes without notifying (see Turns).
+_LOOK_AGAIN_SECONDS = 0.005
+# How long the batch process waits for the turns' lock before it writes without it.
+_LOCK_SECONDS = 1.0
 
 
 class Turns:
     """Tickets for the batch's transactions, shared by the worker processes (made before the fork): the
     item with ticket n starts its transaction once ticket n - 1's ended. One that fails breaks the
     chain: every later item raises instead of waiting for a turn that cannot come. Made ``closed``, no
-    item gets a turn before ``open`` (a head start: ``HeadStart``)."""
+    item gets a turn before ``open`` (a head start: ``HeadStart``).
+
+    The workers notify each other; the batch process (``open``, ``close``, ``stop``) never waits on the
+    condition and never notifies: a multiprocessing notify waits until every process counted as waiting
+    has woken, and a worker killed while it waited (the pool terminates the others when one dies) never
+    wakes; the batch process would hang for ever instead of reporting the batch interrupted. The workers
+    waiting look again every few milliseconds instead.
+    """
 
     def __init__(self, context, *, closed: bool = False):
         self._condition = context.Condition()
@@ -163,21 +177,34 @@ class Turns:
         self._done = context.RawValue("q", _CLOSED if closed else 0)
 
     def open(self) -> None:
-        with self._condition:
-            if self._done.value == _CLOSED:
-                self._done.value = 0
-            self._condition.notify_all()
+        """(The batch process.)"""
+        self._set_unnotified(lambda done: 0 if done == _CLOSED else done)
 
     def close(self) -> None:
-        """Closed again, broken or not, tickets from 1 again: only once no item is in flight (a head start
-        discarded before the second pass)."""
-        with self._condition:
-            self._done.value = _CLOSED
+        """(The batch process.) Closed again, broken or not, tickets from 1 again: only once no item is in
+        flight (a head start discarded before the second pass)."""
+        self._set_unnotified(lambda done: _CLOSED)
+
+    def stop(self) -> None:
+        """(The batch process.) Break the chain: no item waiting gets a turn any more."""
+        self._set_unnotified(lambda done: _BROKEN)
+
+    def _set_unnotified(self, change: Callable[[int], int]) -> None:
+        # A worker killed while it held the lock leaves it taken: the value is written without it then (an
+        # aligned 64-bit store; the pool is broken anyway).
+        locked = self._condition.acquire(timeout=_LOCK_SECONDS)
+        try:
+            self._done.value = change(self._done.value)
+        finally:
+            if locked:
+                self._condition.release()
 
     @contextlib.contextmanager
     def turn(self, ticket: int):
         with self._condition:
-            self._condition.wait_for(lambda: self._done.value in (ticket - 1, _BROKEN))
+            while not self._condition.wait_for(lambda: self._done.value in (ticket - 1, _BROKEN),
+                                               timeout=_LOOK_AGAIN_SECONDS):
+                pass
             if self._done.value == _BROKEN:
                 raise TurnsBroken("an earlier declaration of the batch failed")
         try:
@@ -187,8 +214,13 @@ class Turns:
             raise
         self._finish(ticket)
 
+    @property
+    def broken(self) -> bool:
+        return self._done.value == _BROKEN
+
     def break_chain(self) -> None:
-        """An item failed, in its transaction or before it got there: no later item will get a turn."""
+        """(A worker.) An item failed, in its transaction or before it got there: no later item will get a
+        turn."""
         self._finish(_BROKEN)
 
     def _finish(self, value: int) -> None:
@@ -243,8 +275,8 @@ def _warm_up(engine) -> None:
     try:
         with engine.connect() as connection:
             warm_up(connection)
-    except SQLAlchemyError:  # the worker's first item meets the same trouble, and reports it
-        pass
+    except Exception:  # noqa: BLE001 -- a shortcut only: the worker's first item meets the same trouble and reports it
+        log.warning("a batch worker's connection could not be warmed up", exc_info=True)
 
 
 def _ready() -> None:
@@ -254,6 +286,8 @@ def _ready() -> None:
 def _decide_in_worker(job: BatchJob, ticket: int, position: int, data: bytes | Spooled) -> tuple[int, str]:
     if os.environ.get("DECLARATIONS_BATCH_CRASH_AT") == f"worker-item:{position}":  # test hook: a worker dies
         os.kill(os.getpid(), signal.SIGKILL)
+    if _TURNS.broken:  # a head start discarded, a batch stopping: not worth examining
+        raise TurnsBroken("an earlier declaration of the batch failed, or the batch stopped")
     try:
         return decide(_WORKER_APP, job, position, data, turn=_TURNS.turn(ticket))
     except BaseException:
@@ -278,7 +312,7 @@ class WorkerPool:
         return self.executor.submit(function, *args)
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        self.turns.break_chain()  # an item still waiting for a turn (a head start) gives up rather than hang
+        self.turns.stop()  # an item still waiting for a turn (a head start) gives up rather than hang
         self.executor.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
@@ -339,7 +373,7 @@ class HeadStart:
     def discard(self) -> None:
         if self.runner is None:
             return
-        self._pool.turns.break_chain()
+        self._pool.turns.stop()
         self.runner.abandon()
         self._pool.turns.close()
         self.runner, self.submitted = None, 0

@@ -30,7 +30,7 @@ _WRITTEN = (t.declaration, t.message_key, t.person, t.employment_period, t.dmfa,
 def warm_up(connection: Connection) -> None:
     """Run, reading nothing that exists and writing nothing, the statements of a declaration's transaction
     whose first run on a connection costs most; the transaction is rolled back."""
-    nobody = ""
+    nobody = "-"  # no employer, worker or sender is named so (and one item: the workers' list goes as text)
     day = dt.date(2000, 1, 1)
     view = StoredView(connection, t.PROD)
     with connection.begin() as transaction:

@@ -179,3 +179,38 @@ def test_an_item_is_recorded_only_by_the_batch_s_owner(app):
         row = c.execute(select(t.batch.c.items_done, t.batch.c.lease_until).where(t.batch.c.id == batch_pk)).one()
         assert tuple(row) == (1, 99.0)
         assert batches.positions_stored(c, batch_pk) == (1, frozenset())
+
+
+@pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
+def test_a_worker_killed_while_the_head_start_waits_interrupts_the_batch(box, monkeypatch):
+    """A worker dies (the OOM killer, kill -9) while the head start's items wait behind the closed turns:
+    the batch is INTERRUPTED (docs/batch.md), the batch process does not hang on the dead worker, and
+    nothing is stored. Found by the session-7 review: the batch process used to notify the turns' condition,
+    which waits for every waiting process to wake."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+
+    from declarations.services import batch as batch_service
+
+    signer = gen.signer_2001()
+    gen.put(box.settings.inbox, "k", gen.batch_bytes(batch_id="B-k", items=list(gen.dimona_items(signer, 6))))
+    lookup = batch_service.batches.find_by_batch_id
+
+    def first_pass_end(*args, **kwargs):  # in the batch process, after the head start
+        time.sleep(0.5)  # the head start's items are examined and wait behind the closed turns
+        os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+        time.sleep(0.5)  # the pool notices and terminates the other worker
+        return lookup(*args, **kwargs)
+
+    monkeypatch.setattr(batch_service.batches, "find_by_batch_id", first_pass_end)
+    summaries = []
+    thread = threading.Thread(target=lambda: summaries.extend(process_inbox_once(box)), daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the batch process hangs"
+    assert summaries[0].outcome == "INTERRUPTED"
+    with box.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 0

@@ -3,6 +3,8 @@ an index or a constraint added to one and not the other shows here."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -20,3 +22,30 @@ def test_the_migrated_store_is_the_model(app):
         differences = [d for d in differences
                        if not (d[0] == "add_fk" and d[1].name in _REPLACED_ON_POSTGRESQL)]
     assert differences == []
+
+
+def test_going_back_before_0006_leaves_the_originals_as_received(app):
+    """Migration 0006's downgrade writes the bytes as received back into declaration.original before it
+    drops original_coding: an engine of before reads the column as it is."""
+    from alembic import command
+    from sqlalchemy import select
+
+    from declarations.store import facts, originals, schema
+
+    message = b"<DmfA>" + b"<x/>" * 20000 + b"</DmfA>"
+    packed = originals.pack(message)
+    with app.engine.begin() as c:
+        declaration_id = facts.new_declaration(
+            c, received_at=dt.datetime(2025, 11, 15, tzinfo=dt.timezone.utc), channel="CLI", original=packed.data,
+            original_coding=packed.coding)
+    config = schema.alembic_config(app.engine)
+    with app.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    with app.engine.connect() as c:
+        assert bytes(c.execute(select(t.declaration.c.original).where(t.declaration.c.id == declaration_id))
+                     .scalar_one()) == message
+    schema.upgrade(app.engine)  # and forward again
+    with app.engine.connect() as c:
+        assert c.execute(select(t.declaration.c.original_coding)
+                         .where(t.declaration.c.id == declaration_id)).scalar_one() is None

@@ -40,3 +40,31 @@ def test_a_copy_that_cannot_be_made_durable_is_never_named(tmp_path: Path):
         settling.wait()
     assert not final.exists()
     settling.join()  # on the way out: logged, not raised
+
+
+def test_aside_copies_left_by_dead_processes_are_removed(tmp_path: Path):
+    """batch._drop_stale_uploads, run before each copy: an aside copy of a dead process of this host, or
+    older than a day, goes; a live process's, or a recent one of another host, stays."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    from declarations.services.batch import _drop_stale_uploads
+
+    host = socket.gethostname()
+    gone = subprocess.Popen(["true"])  # a process of this host that has ended
+    gone.wait()
+    names = {
+        "dead": f".upload.{host}.{gone.pid}.aaaa1111.bbbb2222.tmp.xml",
+        "alive": f".upload.{host}.{os.getpid()}.aaaa1111.cccc3333.tmp.xml.gz",
+        "elsewhere": ".upload.other.host.example.4242.aaaa1111.dddd4444.tmp.xml",
+        "elsewhere-old": ".upload.other.host.example.4243.aaaa1111.eeee5555.tmp.xml",
+        "not-ours": "f00d.xml",
+    }
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"<Batch/>")
+    old = time.time() - 2 * 24 * 3600
+    os.utime(tmp_path / names["elsewhere-old"], (old, old))
+    _drop_stale_uploads(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["alive"], names["elsewhere"], "f00d.xml"])

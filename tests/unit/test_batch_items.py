@@ -99,3 +99,79 @@ def test_a_spooled_declaration_reads_its_own_bytes_and_no_others(tmp_path):
     assert Spooled(str(spool), 24, 9).read() == b"<second/>"
     with pytest.raises(OSError, match="ends before the declaration"):
         Spooled(str(spool), 24, 10).read()  # a spool cut short never yields a shorter declaration
+
+
+# --- the batch process never waits on the turns' condition (review of session 7) ---------------------------
+# A multiprocessing notify waits until every process counted as waiting has woken; a worker killed while it
+# waited for its turn (the pool terminates the others when one dies) never wakes.
+
+def _wait_for_turn(turns: Turns) -> None:
+    with turns.turn(1):  # closed: waits, as a head-start item does
+        pass
+
+
+@pytest.mark.parametrize("step", ["open", "stop", "close"])
+def test_the_batch_process_goes_on_after_a_worker_died_waiting(step):
+    import os
+    import signal
+
+    context = multiprocessing.get_context("fork")
+    turns = Turns(context, closed=True)
+    worker = context.Process(target=_wait_for_turn, args=(turns,))
+    worker.start()
+    time.sleep(0.3)
+    os.kill(worker.pid, signal.SIGTERM)
+    worker.join()
+    done = threading.Event()
+    threading.Thread(target=lambda: (getattr(turns, step)(), done.set()), daemon=True).start()
+    assert done.wait(5), f"Turns.{step}() waited for a dead worker"
+
+
+_POOL_TURNS = None
+
+
+def _remember(turns: Turns) -> None:
+    global _POOL_TURNS
+    _POOL_TURNS = turns
+
+
+def _take_turn(ticket: int) -> int:
+    with _POOL_TURNS.turn(ticket):
+        return ticket
+
+
+def test_a_pool_whose_worker_died_at_the_closed_turns_shuts_down():
+    import os
+    import signal
+
+    from declarations.services.batch_items import WorkerPool
+
+    context = multiprocessing.get_context("fork")
+    turns = Turns(context, closed=True)
+    executor = futures.ProcessPoolExecutor(2, mp_context=context, initializer=_remember, initargs=(turns,))
+    pool = WorkerPool(executor, turns)
+    items = [pool.submit(_take_turn, n) for n in (1, 2, 3, 4)]
+    time.sleep(0.5)
+    os.kill(next(iter(executor._processes)), signal.SIGKILL)  # e.g. the OOM killer
+    futures.wait(items, timeout=10)
+    assert all(isinstance(item.exception(), futures.process.BrokenProcessPool) for item in items)
+    done = threading.Event()
+    threading.Thread(target=lambda: (pool.shutdown(wait=True, cancel_futures=True), done.set()),
+                     daemon=True).start()
+    assert done.wait(10), "WorkerPool.shutdown() waited for a dead worker"
+
+
+def test_items_waiting_at_closed_turns_go_once_they_are_opened():
+    """open() notifies nobody: the waiting items see it within a few milliseconds."""
+    turns = Turns(multiprocessing.get_context("fork"), closed=True)
+    recorder = Recorder(turns)
+    decided = []
+    with futures.ThreadPoolExecutor(max_workers=3) as pool:
+        items = Items(pool, recorder, in_flight=6, local=False)
+        for position in range(1, 4):
+            decided += [p for p, _ in items.submit(position, b"")]
+        time.sleep(0.1)
+        assert recorder.decided == []  # closed: nobody decided
+        turns.open()
+        decided += [p for p, _ in items.finish()]
+    assert recorder.decided == [1, 2, 3] and sorted(decided) == [1, 2, 3]

@@ -7,6 +7,8 @@ added without rewriting the table on either store.
 Revision ID: 0006
 Revises: 0005
 """
+import zlib
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -22,5 +24,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The bytes as received again first: an engine before this revision reads original as it is.
+    bind = op.get_bind()
+    rows = bind.execute(sa.text("SELECT id, original FROM declaration WHERE original_coding = 'zlib'")).all()
+    for declaration_id, original in rows:
+        bind.execute(sa.text("UPDATE declaration SET original = :original WHERE id = :id"),
+                     {"original": zlib.decompress(bytes(original)), "id": declaration_id})
     with op.batch_alter_table("declaration") as batch:
         batch.drop_column("original_coding")
