@@ -76,3 +76,42 @@ def test_workers_whose_list_a_comma_would_make_ambiguous(app):
             assert view.uncovered(EMPLOYER, spans) == uncovered_by_periods(view, EMPLOYER, spans)
         assert view.uncovered(EMPLOYER, [("1,2", day, day), ("3", day, day)]) == {1}
         connection.rollback()
+
+
+def test_uncovered_answers_as_the_periods_do_on_random_stores(app):
+    """StoredView.uncovered (PostgreSQL: one index lookup per span; SQLite: json_each) against
+    uncovered_by_periods, on random periods and spans: cancelled periods, other scopes and employers, open
+    ends, boundaries, workers named twice. (Written by the session-7 review.)"""
+    import random
+
+    rnd = random.Random(7)
+    base = dt.date(2025, 1, 1)
+
+    def day():
+        return base + dt.timedelta(days=rnd.randrange(0, 60))
+
+    with app.engine.begin() as connection:
+        other = connection.execute(select(t.employer.c.noss).where(t.employer.c.noss != EMPLOYER).limit(1)).scalar()
+        workers = [f"8{n:010d}" for n in range(40)]
+        connection.execute(insert(t.person), [{"inss": w} for w in workers])
+        rows = []
+        for _ in range(300):
+            start = day()
+            rows.append({"scope": rnd.choice(["PROD", "TEST:1001", "TEST:2001"]),
+                         "employer_noss": rnd.choice([EMPLOYER, EMPLOYER, other]), "inss": rnd.choice(workers),
+                         "worker_type": "OTH", "starting_date": start,
+                         "ending_date": rnd.choice([None, start, start + dt.timedelta(days=rnd.randrange(0, 20))]),
+                         "joint_commission": "302", "planned_hours": None, "cancelled": rnd.random() < 0.2,
+                         "version": 1})
+        connection.execute(insert(t.employment_period), rows)
+        found_some = 0
+        for reader in ("PROD", "TEST:1001"):
+            view = StoredView(connection, reader)
+            for _ in range(50):
+                spans = [(rnd.choice(workers + ["80000000000"]), *sorted([day(), day()]))
+                         for _ in range(rnd.randrange(1, 30))]
+                expected = uncovered_by_periods(view, EMPLOYER, spans)
+                assert view.uncovered(EMPLOYER, spans) == expected
+                found_some += bool(expected) and len(expected) < len(spans)
+        assert found_some > 20  # neither all covered nor none, most of the time
+        connection.rollback()
