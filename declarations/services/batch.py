@@ -53,7 +53,7 @@ from sqlalchemy.exc import IntegrityError
 from declarations.services.batch_items import BatchJob, HeadStart, LeaseLost, items_runner, start_workers
 from declarations.services.batch_scan import (BatchHeader, FileRefused, scan_carefully, scan_quickly,
                                                stream_items)
-from declarations.services.batch_spool import STALE_SECONDS, Spool, Spooled
+from declarations.services.batch_spool import Spool, Spooled, remove_if_stale
 from declarations.store import batches
 from declarations.store.views import DirectoryReader
 from declarations.xmlio import batch_xml
@@ -426,12 +426,10 @@ class Inbox:
             prefix, committed = batches.positions_stored(connection, row.id)
         counts = {"ACCEPTED": 0, "ACCEPTED_WITH_WARNINGS": 0, "REFUSED": 0}
         self.progress.started(summary, header.item_count, prefix + len(committed))
-        if head is not None and head.runner is not None and not spool.complete:
-            head.discard()  # they read a spool that could not be finished: the archive is read again
-        if head is not None and head.runner is not None:  # items 1.. were handed over in the first pass
-            runner, ahead = head.runner, head.submitted
-        else:
-            runner, ahead = items_runner(self.app, self._job(row, header), pool, workers), 0
+        # Items 1 to ``ahead`` were handed over in the first pass (not if its spool could not be finished:
+        # the archive is read again).
+        handed = head.handover(usable=spool.complete) if head is not None else None
+        runner, ahead = handed or (items_runner(self.app, self._job(row, header), pool, workers), 0)
         if pool is not None:
             pool.turns.open()
 
@@ -559,17 +557,9 @@ def _drop_stale_uploads(archive: Path) -> None:
     """Remove the aside copies (``.upload.<host>.<pid>.<token>.<random>.tmp.xml[.gz]``) that a process killed
     meanwhile left behind: a dead process of this host's, or any older than a day (_Settling keeps one for
     the whole first pass)."""
-    now = time.time()
     for stale in archive.glob(".upload.*.tmp.xml*"):
-        parts = stale.name[len(".upload."):].partition(".tmp.xml")[0].rsplit(".", 3)
-        if len(parts) != 4:
-            continue
-        try:
-            old = now - stale.stat().st_mtime > STALE_SECONDS
-        except OSError:
-            continue
-        if old or _owner_is_gone(":".join(parts[:3])):
-            stale.unlink(missing_ok=True)
+        owner = stale.name[len(".upload."):].partition(".tmp.xml")[0].rpartition(".")[0]  # less <random>
+        remove_if_stale(stale, owner, _owner_is_gone)
 
 
 class _Settling:

@@ -41,9 +41,6 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager, Iterator
 
 from declarations import ns
-# Loaded with the batch service (serve and batch run load it at start), not inside the first batch taken:
-# start_workers loads the App's Ingest before the fork, and its modules' import is ~40 ms of CPU.
-from declarations.services import ingest  # noqa: F401
 from declarations.services.batch_spool import Spooled, SpooledRun
 from declarations.store import batches
 from declarations.store.warmup import warm_up
@@ -109,14 +106,13 @@ class Items:
     """
 
     def __init__(self, executor, call: Callable, in_flight: int, *, local: bool):
-        self._executor, self._call, self._limit = executor, call, max(1, in_flight)
-        self.in_flight = self._limit
+        self._executor, self._call, self.in_flight = executor, call, max(1, in_flight)
         self._local = local  # the call runs here, at once (no ticket: nothing else runs meanwhile)
         self._running: set[futures.Future] = set()
         self._tickets = 0
 
     def submit(self, position: int, data: bytes | Spooled) -> Iterator[tuple[int, str]]:
-        while len(self._running) >= self._limit:
+        while len(self._running) >= self.in_flight:
             yield from self._completed()
         self._tickets += 1
         args = (position, data) if self._local else (self._tickets, position, data)
@@ -152,7 +148,7 @@ class Items:
 
 _BROKEN, _CLOSED = -1, -2
 # How often an item waiting for its turn looks again without being notified: what the batch process
-# changes (open, break, close) it changes without notifying (see Turns).
+# changes (open, stop, close) it changes without notifying (see Turns).
 _LOOK_AGAIN_SECONDS = 0.005
 # How long the batch process waits for the turns' lock before it writes without it.
 _LOCK_SECONDS = 1.0
@@ -369,6 +365,13 @@ class HeadStart:
             for _ in self.runner.submit(position, entry):  # never more than in flight: nothing to wait for
                 pass
             self.submitted = position
+
+    def handover(self, *, usable: bool) -> tuple[Items, int] | None:
+        """For the second pass: the runner with items 1 to n in flight, and n; None when nothing was handed
+        over, or when it is not ``usable`` (then discarded)."""
+        if self.runner is not None and not usable:
+            self.discard()
+        return None if self.runner is None else (self.runner, self.submitted)
 
     def discard(self) -> None:
         if self.runner is None:

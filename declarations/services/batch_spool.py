@@ -3,8 +3,9 @@
 The first pass over a batch file reads it whole anyway (B002: well-formed to the end) and has each
 declaration's bytes in hand (batch_scan.py); the spool keeps them (each one's length in 8 bytes, then the
 bytes) so that the file is read once. During the quick first pass the workers read runs of it already
-(``SpooledRun``) to check each declaration's well-formedness. It lives beside the archive (the disk that took the file takes its declarations too), under a
-name of its owner's: ``.<sha256>.<host>.<pid>.<token>.spool``, created exclusively, so that two processes
+(``SpooledRun``) to check each declaration's well-formedness. It lives beside the archive (the disk that
+took the file takes its declarations too), under a name of its owner's: ``.<sha256>.<host>.<pid>.<token>.spool``,
+created exclusively, so that two processes
 taking turns on one file (a lease run out, one host or several sharing the folder) never write or remove
 each other's.
 
@@ -159,12 +160,18 @@ class Spool:
     def drop_stale(folder: Path, sha: str, owner_is_gone: Callable[[str], bool]) -> None:
         """Remove the spools of ``sha``'s earlier owners that are gone: a dead process of this host, or
         any spool older than a day."""
-        now = time.time()
         for stale in folder.glob(f".{sha}.*.spool"):
-            host, pid, token = stale.name[len(sha) + 2:-len(".spool")].rsplit(".", 2)
-            try:
-                old = now - stale.stat().st_mtime > STALE_SECONDS
-            except OSError:
-                continue
-            if old or owner_is_gone(f"{host}:{pid}:{token}"):
-                stale.unlink(missing_ok=True)
+            remove_if_stale(stale, stale.name[len(sha) + 2:-len(".spool")], owner_is_gone)
+
+
+def remove_if_stale(path: Path, owner: str, owner_is_gone: Callable[[str], bool]) -> None:
+    """Remove ``path``, a file left beside the archive by ``owner`` (its host, pid and token, joined by dots
+    in the file's name), if that owner is gone (a dead process of this host) or the file is older than a
+    day. Also for the batch's aside copies of the uploads (batch.py)."""
+    host_pid_token = owner.rsplit(".", 2)
+    try:
+        old = time.time() - path.stat().st_mtime > STALE_SECONDS
+    except OSError:
+        return
+    if old or (len(host_pid_token) == 3 and owner_is_gone(":".join(host_pid_token))):
+        path.unlink(missing_ok=True)
