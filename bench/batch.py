@@ -301,6 +301,29 @@ def _descendants_by_scan(pid: int) -> list[int]:
     return out
 
 
+def _cpu_seconds(pid: int, *, with_reaped: bool) -> float:
+    """A process's CPU time (user + system), and with ``with_reaped`` that of its children it has waited
+    for (a PostgreSQL backend's, once its connection closed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:  # gone meanwhile
+        return 0.0
+    ticks = sum(int(f) for f in fields[11:15 if with_reaped else 13])  # utime stime [cutime cstime]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(pg) -> float | None:
+    """The CPU the benchmark's PostgreSQL server has used so far (its postmaster, the backends alive and
+    those gone), or None without a local server of ours (SQLite runs inside the measured processes)."""
+    pid_file = pg.tmpdir / "data" / "postmaster.pid" if pg is not None and pg.tmpdir else None
+    if pid_file is None or not pid_file.exists():
+        return None
+    postmaster = int(pid_file.read_text().split()[0])
+    return _cpu_seconds(postmaster, with_reaped=True) + sum(
+        _cpu_seconds(child, with_reaped=False) for child in _children(postmaster))
+
+
 class _TreePeak:
     """Peak memory of this process and its worker processes together: the largest sum of their RSS,
     sampled every 50 ms, and at least this process's own VmHWM. Not ru_maxrss: Linux carries the
@@ -442,37 +465,48 @@ def main() -> int:
                     # The floor next to the run, before and after it (the host is shared: its speed
                     # drifts within minutes), the best of three: the ratio is never flattered by it.
                     floor_s = min(floor(source) for _ in range(2))
+                    server_before = postgres_cpu_seconds(pg) if backend == "postgresql" else None
                     out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+                    server_cpu = (postgres_cpu_seconds(pg) - server_before) if server_before is not None else 0.0
                     floor_s = min(floor_s, floor(source))
                     figures = json.loads(out.stdout.strip().splitlines()[-1])
                     nbytes = source.stat().st_size
                     processes = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
+                    # Every process's CPU, the store's server included: spread perfectly over the machine's
+                    # cores, the batch could take no less than this (the floor runs in one process).
+                    cpu = figures["cpu_self"] + figures["cpu_workers"] + server_cpu
+                    cpu_bound = cpu / min(processes, os.cpu_count() or 1) / floor_s if processes > 1 else cpu / floor_s
                     rows.append((size, employers, backend, processes, count, nbytes,
-                                 figures["seconds"], floor_s, figures["rss_kib"], figures["counts"]))
+                                 figures["seconds"], floor_s, figures["rss_kib"], figures["counts"], cpu_bound))
                     print(f"  {size:,} workers, {employers} employer(s), {backend}, {processes} process(es): "
                           f"CPU per 1,000 workers: batch process {figures['cpu_self'] * 1e6 / size:.1f} ms, "
-                          f"workers {figures['cpu_workers'] * 1e6 / size:.1f} ms", file=sys.stderr)
+                          f"workers {figures['cpu_workers'] * 1e6 / size:.1f} ms, PostgreSQL "
+                          f"{server_cpu * 1e6 / size:.1f} ms; all processes {cpu:.2f} s of CPU "
+                          f"({cpu / figures['seconds']:.2f} cores busy on average)", file=sys.stderr)
                 source.unlink()
     if pg is not None:
         pg.stop()
     print("| workers | employers | store | processes | DmfAs | file (MB) | batch s | workers/s | floor s "
-          "| floor workers/s | ratio | peak RSS, all processes (MiB) | results |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for size, employers, backend, processes, count, nbytes, seconds, floor_s, rss, counts in rows:
+          "| floor workers/s | ratio | CPU-bound ratio | peak RSS, all processes (MiB) | results |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for size, employers, backend, processes, count, nbytes, seconds, floor_s, rss, counts, cpu_bound in rows:
         print(f"| {size:,} | {employers} | {backend} | {processes} | {count} | {nbytes / 1e6:,.1f} | {seconds:,.1f} "
               f"| {size / seconds:,.0f} | {floor_s:,.2f} | {size / floor_s:,.0f} | {seconds / floor_s:.1f}x "
-              f"| {rss / 1024:,.0f} | {counts} |")
+              f"| {cpu_bound:.1f}x | {rss / 1024:,.0f} | {counts} |")
     if args.repeat > 1:
-        runs: dict[tuple, list[tuple[float, float]]] = {}
-        for size, employers, backend, processes, count, nbytes, seconds, floor_s, rss, counts in rows:
-            runs.setdefault((size, employers, backend, processes), []).append((seconds / floor_s, size / seconds))
-        print("\n| workers | employers | store | processes | runs | ratio: median (min-max) | workers/s: median |")
-        print("|---:|---:|---|---:|---:|---|---:|")
+        runs: dict[tuple, list[tuple[float, float, float]]] = {}
+        for size, employers, backend, processes, count, nbytes, seconds, floor_s, rss, counts, cpu_bound in rows:
+            runs.setdefault((size, employers, backend, processes), []).append(
+                (seconds / floor_s, size / seconds, cpu_bound))
+        print("\n| workers | employers | store | processes | runs | ratio: median (min-max) | workers/s: median "
+              "| CPU-bound ratio: median |")
+        print("|---:|---:|---|---:|---:|---|---:|---:|")
         for (size, employers, backend, processes), found in runs.items():
-            ratios = [r for r, _ in found]
+            ratios = [r for r, _, _ in found]
             print(f"| {size:,} | {employers} | {backend} | {processes} | {len(found)} "
                   f"| {statistics.median(ratios):.1f}x ({min(ratios):.1f}-{max(ratios):.1f}) "
-                  f"| {statistics.median(w for _, w in found):,.0f} |")
+                  f"| {statistics.median(w for _, w, _ in found):,.0f} "
+                  f"| {statistics.median(c for _, _, c in found):.1f}x |")
     return 0
 
 
