@@ -347,11 +347,13 @@ class _TreePeak:
         return max(self.peak, _rss_kib(os.getpid(), "VmHWM:"))
 
 
-def _child(home: str, url: str, profile: str | None = None) -> None:
+def _child(home: str, url: str, profile: str | None = None, kept: bool = False) -> None:
     """In the measured subprocess: process the inbox once, print seconds and peak RSS (all processes).
-    ``profile``: a path where the cProfile stats of process_inbox_once are dumped."""
+    ``profile``: a path where the cProfile stats of process_inbox_once are dumped. ``kept``: as ``serve``
+    does it, with worker processes started before the file comes (when its watcher starts) and kept."""
     from declarations.bootstrap import App
     from declarations.services.batch import process_inbox_once
+    from declarations.services.batch_items import BatchWorkers
     from declarations.settings import Settings
 
     app = App(Settings.from_env({**os.environ, "DECLARATIONS_HOME": home, "DECLARATIONS_DATABASE_URL": url,
@@ -363,18 +365,27 @@ def _child(home: str, url: str, profile: str | None = None) -> None:
     with app.engine.connect():
         pass
     app.ingest  # noqa: B018
+    workers = BatchWorkers(app, keep=kept)
+    if kept:  # serve's watcher starts them; the file comes later (their start-up is not the file's)
+        workers.start(app.settings.batch_workers)
+        time.sleep(0.5)  # forked, connected and warm
     profiler = None
     if profile:
         import cProfile
         profiler = cProfile.Profile()
         profiler.enable()
     peak = _TreePeak()
+    kept_before = sum(_cpu_seconds(pid, with_reaped=False) for pid in _descendants(os.getpid()))
     before = os.times()
     begin = time.perf_counter()
-    summaries = process_inbox_once(app)
+    summaries = process_inbox_once(app, workers=workers)
     seconds = time.perf_counter() - begin
     rss = peak.stop()
     after = os.times()
+    # Kept workers are alive still: their CPU is read from /proc (a worker's CPU reaches os.times() only
+    # once it has exited and been waited for).
+    kept_cpu = sum(_cpu_seconds(pid, with_reaped=False) for pid in _descendants(os.getpid())) - kept_before
+    workers.close()
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -382,7 +393,8 @@ def _child(home: str, url: str, profile: str | None = None) -> None:
     print(json.dumps({"seconds": seconds, "rss_kib": rss, "workers": app.settings.batch_workers,
                       "cpu_self": after.user + after.system - before.user - before.system,
                       "cpu_workers": after.children_user + after.children_system - before.children_user
-                      - before.children_system,
+                      - before.children_system + kept_cpu,
+                      "kept": kept,
                       "parallel_min_bytes": app.settings.batch_parallel_min_bytes,
                       "outcomes": [s.outcome for s in summaries], "counts": [s.counts for s in summaries]}))
 
@@ -408,11 +420,16 @@ def main() -> int:
                              "than one, a last table gives the median and the spread of the ratios")
     parser.add_argument("--profile", metavar="DIR",
                         help="dump cProfile stats of each run to DIR/<size>-<backend>.prof (slower; not for figures)")
+    parser.add_argument("--workers-kept", default="no", choices=["no", "yes", "both"],
+                        help="yes: the worker processes are started before the file comes and kept, as "
+                             "`serve` does (batch_items.BatchWorkers); no: started for the file, as `batch "
+                             "run` does; both: each run both ways, one after the other")
     parser.add_argument("--child", nargs=2, metavar=("HOME", "URL"), help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", help=argparse.SUPPRESS)
+    parser.add_argument("--child-kept", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(*args.child, profile=args.child_profile)
+        _child(*args.child, profile=args.child_profile, kept=args.child_kept)
         return 0
     from declarations.bootstrap import App
     from declarations.services import directory
@@ -438,9 +455,10 @@ def main() -> int:
                                              employers=employers))
                 world = directory_with(secretariat_employers(employers))
                 # Each run: its own store, its own floor measured just before and after it.
-                for backend, batch_workers, run in ((b, w, r) for b in backends for w in worker_counts
-                                                    for r in range(args.repeat)):
-                    home = work / f"home-{size}-{employers}-{backend}-{batch_workers}-{run}"
+                modes = {"no": [False], "yes": [True], "both": [False, True]}[args.workers_kept]
+                for backend, batch_workers, run, kept in ((b, w, r, k) for b in backends for w in worker_counts
+                                                          for r in range(args.repeat) for k in modes):
+                    home = work / f"home-{size}-{employers}-{backend}-{batch_workers}-{run}-{kept}"
                     keys.ensure_engine_key(home)
                     url = (f"sqlite:///{home / 'bench.db'}" if backend == "sqlite"
                            else pg.create_database(pg.unique_name("bbench")))
@@ -454,7 +472,7 @@ def main() -> int:
                     app.close()
                     put_file(home / "inbox", f"bench-{size}", source)
                     print(f"processing {size} workers on {backend}...", file=sys.stderr)
-                    command = [sys.executable, __file__, "--child", str(home), url]
+                    command = [sys.executable, __file__, "--child", str(home), url] + (["--child-kept"] if kept else [])
                     if args.profile:
                         Path(args.profile).mkdir(parents=True, exist_ok=True)
                         command += ["--child-profile",
@@ -472,10 +490,13 @@ def main() -> int:
                     figures = json.loads(out.stdout.strip().splitlines()[-1])
                     nbytes = source.stat().st_size
                     processes = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
+                    if processes > 1 and kept:
+                        processes = f"{processes} kept"
                     # Every process's CPU, the store's server included: spread perfectly over the machine's
                     # cores, the batch could take no less than this (the floor runs in one process).
                     cpu = figures["cpu_self"] + figures["cpu_workers"] + server_cpu
-                    cpu_bound = cpu / min(processes, os.cpu_count() or 1) / floor_s if processes > 1 else cpu / floor_s
+                    used = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
+                    cpu_bound = cpu / min(used, os.cpu_count() or 1) / floor_s
                     rows.append((size, employers, backend, processes, count, nbytes,
                                  figures["seconds"], floor_s, figures["rss_kib"], figures["counts"], cpu_bound))
                     print(f"  {size:,} workers, {employers} employer(s), {backend}, {processes} process(es): "

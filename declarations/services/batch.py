@@ -50,7 +50,7 @@ from typing import BinaryIO, Callable, Iterator, Protocol
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
-from declarations.services.batch_items import BatchJob, HeadStart, LeaseLost, items_runner, start_workers
+from declarations.services.batch_items import BatchJob, BatchWorkers, HeadStart, LeaseLost, items_runner
 from declarations.services.batch_scan import (BatchHeader, FileRefused, scan_carefully, scan_quickly,
                                                stream_items)
 from declarations.services.batch_spool import Spool, Spooled, remove_if_stale
@@ -164,10 +164,11 @@ def copy_atomic(folder: Path, name: str, source: Path) -> Path:
 class Inbox:
     """The batch folders and the processing of one file; ``process_inbox_once`` drives it."""
 
-    def __init__(self, app, progress: Progress | None = None):
+    def __init__(self, app, progress: Progress | None = None, workers: BatchWorkers | None = None):
         self.app = app
         self.settings = app.settings
         self.progress = progress or _Quiet()
+        self.workers = workers or BatchWorkers(app, keep=False)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- discovery -------------------------------------------------------------
@@ -254,7 +255,8 @@ class Inbox:
             return summary
         _crash_point("claimed")
         workers = self._workers_for(size)
-        pool = start_workers(self.app, workers) if workers > 1 else None
+        pool = self.workers.take(workers) if workers > 1 else None
+        clean = False  # the file ended done or refused whole: its workers can take the next one (serve)
         spool = Spool(self.settings.archive, sha, self.owner)
         head = None if pool is None else HeadStart(
             pool, lambda header: items_runner(self.app, self._job(row, header), pool, workers))
@@ -274,6 +276,7 @@ class Inbox:
                     self._clean(go_path, go_text, data_path, seen)
                     summary.seconds = time.monotonic() - begin
                     _event("batch.refused", file=file_name, sha256=sha, code=refused.code, message=refused.message)
+                    clean = True
                     return summary
             _crash_point("acked")
             archived = settling.wait()
@@ -290,6 +293,7 @@ class Inbox:
             copy_atomic(self.settings.outbox, f"{name}.result.xml", result)
             _crash_point("result")
             self._clean(go_path, go_text, data_path, seen)
+            clean = True
         except LeaseLost:
             summary.outcome = "BUSY"
             _event("batch.lease_lost", file=file_name, sha256=sha, owner=self.owner)
@@ -303,7 +307,7 @@ class Inbox:
             return summary
         finally:
             if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+                self.workers.give_back(pool, clean=clean)
             spool.remove()
         summary.outcome = "DONE"
         summary.seconds = time.monotonic() - begin
@@ -447,8 +451,10 @@ class Inbox:
                     continue
                 completed(runner.submit(position, data))
             completed(runner.finish())
+        except BaseException:
+            runner.close()  # the items still queued are dropped, those running finish or fail
+            raise
         finally:
-            runner.close()
             declarations.close()
         if position != header.item_count:  # never finish a batch with items missing
             raise RuntimeError(f"the second pass read {position} declarations, not the {header.item_count} "
@@ -525,13 +531,15 @@ class Inbox:
             pass
 
 
-def process_inbox_once(app, progress: Progress | None = None) -> list[Summary]:
+def process_inbox_once(app, progress: Progress | None = None, workers: BatchWorkers | None = None) -> list[Summary]:
     """Take every complete batch in the inbox now, one after the other; a summary per file seen.
 
-    For ``serve``: call it in a background loop (e.g. every few seconds). Safe to run in several
-    processes at once over one database and one inbox: each file is claimed by exactly one.
+    For ``serve``: call it in a background loop (e.g. every few seconds), with the loop's ``workers``
+    (``BatchWorkers(app, keep=True)``: kept from one file to the next); without, each file that needs worker
+    processes starts its own. Safe to run in several processes at once over one database and one inbox:
+    each file is claimed by exactly one.
     """
-    return Inbox(app, progress).run_once()
+    return Inbox(app, progress, workers).run_once()
 
 
 def put(settings, source: Path) -> Path:

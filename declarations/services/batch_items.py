@@ -301,8 +301,8 @@ class WorkerPool:
     """The batch's worker processes (an executor: ``submit``, ``shutdown``) and the turns they share, closed
     until the batch process opens them."""
 
-    def __init__(self, executor: futures.ProcessPoolExecutor, turns: Turns):
-        self.executor, self.turns = executor, turns
+    def __init__(self, executor: futures.ProcessPoolExecutor, turns: Turns, workers: int):
+        self.executor, self.turns, self.workers = executor, turns, workers
 
     def submit(self, function, *args) -> futures.Future:
         return self.executor.submit(function, *args)
@@ -310,6 +310,64 @@ class WorkerPool:
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         self.turns.stop()  # an item still waiting for a turn (a head start) gives up rather than hang
         self.executor.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def usable(self) -> bool:
+        """Whether the pool still takes work: not shut down, no worker died (the executor then refuses
+        anything new). A worker that dies just after this answer breaks the next batch as it would any
+        batch (INTERRUPTED)."""
+        try:
+            self.executor.submit(_ready)
+        except (futures.BrokenExecutor, RuntimeError):  # broken, or shut down
+            return False
+        return True
+
+
+class BatchWorkers:
+    """Where a file gets its worker processes from.
+
+    ``batch run`` (``keep=False``): started for each file that needs them, stopped after it. ``serve``
+    (``keep=True``): started once (``start``, when the watcher starts) and kept from one file to the next,
+    so that a file does not wait for the forks, the workers' connections and their warm-up, nor pay for
+    them again (~0.05 s and ~0.07 s of CPU, a tenth of a 10,000-worker batch on PostgreSQL: bench/README.md,
+    "Session 8"). A pool is kept only after a file that ended cleanly (done, or refused whole): after
+    anything else (a worker that died, an error, a lost lease) it may be shut down or hold a broken chain,
+    so it is stopped and the next file starts a new one. The turns are closed again between files
+    (tickets from 1).
+    """
+
+    def __init__(self, app, *, keep: bool):
+        self._app, self._keep = app, keep
+        self._kept: WorkerPool | None = None
+
+    @property
+    def kept(self) -> WorkerPool | None:
+        """The pool waiting for the next file, if any."""
+        return self._kept
+
+    def start(self, workers: int) -> None:
+        """Have ``workers`` processes ready for the next file (kept ones only; nothing for 1 or fewer)."""
+        if self._keep and workers > 1:
+            self.give_back(self.take(workers), clean=True)
+
+    def take(self, workers: int) -> WorkerPool:
+        pool, self._kept = self._kept, None
+        if pool is not None and (pool.workers != workers or not pool.usable()):
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = None
+        return pool if pool is not None else start_workers(self._app, workers)
+
+    def give_back(self, pool: WorkerPool, *, clean: bool) -> None:
+        """``pool`` is done with a file; ``clean``: the file ended done or refused whole, no item in flight."""
+        if self._keep and clean:
+            pool.turns.close()
+            self._kept = pool
+        else:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._kept is not None:
+            self._kept.shutdown(wait=True, cancel_futures=True)
+            self._kept = None
 
 
 def start_workers(app, workers: int) -> WorkerPool:
@@ -331,7 +389,7 @@ def start_workers(app, workers: int) -> WorkerPool:
                                        initargs=(app, turns, os.getpid()))
     for _ in range(workers):
         pool.submit(_ready)
-    return WorkerPool(pool, turns)
+    return WorkerPool(pool, turns, workers)
 
 
 def items_runner(app, job: BatchJob, pool: WorkerPool | None, workers: int) -> Items:

@@ -214,3 +214,83 @@ def test_a_worker_killed_while_the_head_start_waits_interrupts_the_batch(box, mo
     assert summaries[0].outcome == "INTERRUPTED"
     with box.engine.connect() as c:
         assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 0
+
+
+def _ids(box, name: str) -> list[int]:
+    answer = batch_xml.read_answer(parsing.parse((box.settings.outbox / f"{name}.result.xml").read_bytes()))
+    return [int(r.findtext(f"{{{ns.RESULT}}}DeclarationId")) for r in answer["results"]]
+
+
+@pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
+def test_serve_s_workers_take_file_after_file(box):
+    """``serve`` keeps its worker processes from one file to the next (batch_items.BatchWorkers): the same
+    pool decides the second file, whose tickets start from 1 again, and every id follows file order across
+    both files. A file refused whole (B006, after its head start) leaves the pool as usable."""
+    from declarations.services.batch_items import BatchWorkers
+
+    signer = gen.signer_2001()
+    signed, expected = items(signer)
+    workers = BatchWorkers(box, keep=True)
+    try:
+        workers.start(2)
+        pool = workers.kept
+        assert pool is not None
+        gen.put(box.settings.inbox, "first", gen.batch_bytes(batch_id="B-first", items=signed))
+        [summary] = process_inbox_once(box, workers=workers)
+        assert summary.outcome == "DONE", summary
+        assert workers.kept is pool
+        gen.put(box.settings.inbox, "short", gen.batch_bytes(batch_id="B-short", items=signed, item_count=11))
+        [summary] = process_inbox_once(box, workers=workers)
+        assert (summary.outcome, summary.code) == ("FILE_REFUSED", "B006")
+        assert workers.kept is pool
+        hires = list(gen.dimona_items(signer, 6))
+        gen.put(box.settings.inbox, "second", gen.batch_bytes(batch_id="B-second", items=hires))
+        [summary] = process_inbox_once(box, workers=workers)
+        assert summary.outcome == "DONE", summary
+        assert workers.kept is pool
+        answer = batch_xml.read_answer(parsing.parse((box.settings.outbox / "second.result.xml").read_bytes()))
+        # The first file hired workers 0 and 2 of the series at this employer already (p-1, p-9).
+        assert [[a.findtext(f"{{{ns.RESULT}}}Code") for a in r.iterfind(f"{{{ns.RESULT}}}Anomaly")]
+                for r in answer["results"]] == [["D002"], [], ["D002"], [], [], []]
+        first, second = _ids(box, "first"), _ids(box, "second")
+        assert first == sorted(first) and second == sorted(second) and first[-1] < second[0]
+    finally:
+        workers.close()
+    assert workers.kept is None
+
+
+@pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
+def test_serve_starts_new_workers_after_one_died(box, monkeypatch):
+    """A worker killed during a file: that file is INTERRUPTED and its pool stopped; the next file gets new
+    worker processes and is DONE."""
+    import multiprocessing
+    import os
+    import signal
+
+    from declarations.services import batch as batch_service
+    from declarations.services.batch_items import BatchWorkers
+
+    signer = gen.signer_2001()
+    lookup = batch_service.batches.find_by_batch_id
+
+    def first_pass_end(*args, **kwargs):
+        os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+        return lookup(*args, **kwargs)
+
+    workers = BatchWorkers(box, keep=True)
+    try:
+        workers.start(2)
+        dead = workers.kept
+        monkeypatch.setattr(batch_service.batches, "find_by_batch_id", first_pass_end)
+        gen.put(box.settings.inbox, "k", gen.batch_bytes(batch_id="B-k", items=list(gen.dimona_items(signer, 6))))
+        [summary] = process_inbox_once(box, workers=workers)
+        assert summary.outcome == "INTERRUPTED", summary
+        assert workers.kept is None
+        monkeypatch.setattr(batch_service.batches, "find_by_batch_id", lookup)
+        signed, expected = items(signer)
+        gen.put(box.settings.inbox, "after", gen.batch_bytes(batch_id="B-after", items=signed))
+        summaries = process_inbox_once(box, workers=workers)
+        assert [s.outcome for s in summaries if s.file_name == "after.xml"] == ["DONE"], summaries
+        assert workers.kept is not None and workers.kept is not dead
+    finally:
+        workers.close()

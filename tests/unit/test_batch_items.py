@@ -149,12 +149,14 @@ def test_a_pool_whose_worker_died_at_the_closed_turns_shuts_down():
     context = multiprocessing.get_context("fork")
     turns = Turns(context, closed=True)
     executor = futures.ProcessPoolExecutor(2, mp_context=context, initializer=_remember, initargs=(turns,))
-    pool = WorkerPool(executor, turns)
+    pool = WorkerPool(executor, turns, 2)
+    assert pool.usable()
     items = [pool.submit(_take_turn, n) for n in (1, 2, 3, 4)]
     time.sleep(0.5)
     os.kill(next(iter(executor._processes)), signal.SIGKILL)  # e.g. the OOM killer
     futures.wait(items, timeout=10)
     assert all(isinstance(item.exception(), futures.process.BrokenProcessPool) for item in items)
+    assert not pool.usable()  # serve's BatchWorkers then starts a new pool for the next file
     done = threading.Event()
     threading.Thread(target=lambda: (pool.shutdown(wait=True, cancel_futures=True), done.set()),
                      daemon=True).start()
