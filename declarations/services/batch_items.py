@@ -143,6 +143,11 @@ class Items:
                 yield future.result()
         if errors:
             self.close()  # the items already running finish or fail (each commits whole or not at all)
+            # A later item's TurnsBroken can be reported before the failure that broke the chain (that
+            # item's future is set a moment after the chain is broken): look at those that ended meanwhile.
+            errors += [future.exception() for future in self._running
+                       if not future.cancelled() and future.exception() is not None]
+            errors.sort(key=lambda error: isinstance(error, TurnsBroken))
             raise errors[0]
 
 
