@@ -362,13 +362,13 @@ def _child(home: str, url: str, profile: str | None = None, kept: bool = False) 
     # the services are loaded (start-up of the process, paid once by `serve`, once per run by `batch run`:
     # psycopg's and the crypto backend's imports, ~0.05-0.08 s, were inside the first batch's time until
     # session 7).
-    with app.engine.connect():
-        pass
     app.ingest  # noqa: B018
     workers = BatchWorkers(app, keep=kept)
     if kept:  # serve's watcher starts them; the file comes later (their start-up is not the file's)
         workers.start(app.settings.batch_workers)
         time.sleep(0.5)  # forked, connected and warm
+    with app.engine.connect():  # (after the fork, which empties this process's pool)
+        pass
     profiler = None
     if profile:
         import cProfile
