@@ -108,7 +108,7 @@ class Items:
     def __init__(self, executor, call: Callable, in_flight: int, *, local: bool):
         self._executor, self._call, self.in_flight = executor, call, max(1, in_flight)
         self._local = local  # the call runs here, at once (no ticket: nothing else runs meanwhile)
-        self._running: set[futures.Future] = set()
+        self._running: dict[futures.Future, int] = {}  # each item running, with its ticket
         self._tickets = 0
 
     def submit(self, position: int, data: bytes | Spooled) -> Iterator[tuple[int, str]]:
@@ -116,7 +116,7 @@ class Items:
             yield from self._completed()
         self._tickets += 1
         args = (position, data) if self._local else (self._tickets, position, data)
-        self._running.add(self._executor.submit(self._call, *args))
+        self._running[self._executor.submit(self._call, *args)] = self._tickets
         if self._local:  # already done: report it now
             yield from self._completed()
 
@@ -131,24 +131,28 @@ class Items:
         """Wait for the running items and report none of them (``HeadStart.discard``: each fails with
         TurnsBroken, or whatever it met first; none was decided)."""
         futures.wait(self._running)
-        self._running = set()
+        self._running = {}
 
     def _completed(self) -> Iterator[tuple[int, str]]:
-        done, self._running = futures.wait(self._running, return_when=futures.FIRST_COMPLETED)
-        # The first failure, not the later items it stopped (TurnsBroken), is the one to report.
-        errors = sorted((future.exception() for future in done if future.exception() is not None),
-                        key=lambda error: isinstance(error, TurnsBroken))
+        done, _ = futures.wait(self._running, return_when=futures.FIRST_COMPLETED)
+        tickets = {future: self._running.pop(future) for future in done}
+        failed = [future for future in done if future.exception() is not None]
         for future in done:
             if future.exception() is None:
                 yield future.result()
-        if errors:
+        if failed:
             self.close()  # the items already running finish or fail (each commits whole or not at all)
-            # A later item's TurnsBroken can be reported before the failure that broke the chain (that
-            # item's future is set a moment after the chain is broken): look at those that ended meanwhile.
-            errors += [future.exception() for future in self._running
-                       if not future.cancelled() and future.exception() is not None]
-            errors.sort(key=lambda error: isinstance(error, TurnsBroken))
-            raise errors[0]
+            # A later item's TurnsBroken can be collected before the failure that broke the chain (that
+            # item's future is set a moment after the chain is broken): the items that ended meanwhile count.
+            # (A future cancelled by the shutdown never counts as done for futures.wait: those are left out.)
+            ended = [future for future in self._running if not future.cancelled()]
+            futures.wait(ended)
+            tickets.update(self._running)
+            failed += [future for future in ended if future.exception() is not None]
+            # The first failure in file order, not the later items it stopped (TurnsBroken), is the one raised.
+            failed.sort(key=lambda future: (isinstance(future.exception(), TurnsBroken), tickets[future]))
+            self._running = {}
+            raise failed[0].exception()
 
 
 _BROKEN, _CLOSED = -1, -2
@@ -358,6 +362,10 @@ class BatchWorkers:
     anything else (a worker that died, an error, a lost lease) it may be shut down or hold a broken chain,
     so it is stopped and the next file starts a new one. The turns are closed again between files
     (tickets from 1).
+
+    Use it from one long-lived thread (``serve``'s watcher runs in its process's main thread): the workers
+    are forked by the thread that first needs them, and Linux's PR_SET_PDEATHSIG (``_die_with_parent``)
+    kills them when that *thread* ends.
     """
 
     def __init__(self, app, *, keep: bool):

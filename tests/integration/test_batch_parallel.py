@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -292,5 +293,46 @@ def test_serve_starts_new_workers_after_one_died(box, monkeypatch):
         summaries = process_inbox_once(box, workers=workers)
         assert [s.outcome for s in summaries if s.file_name == "after.xml"] == ["DONE"], summaries
         assert workers.kept is not None and workers.kept is not dead
+    finally:
+        workers.close()
+
+
+def _slow_check(run) -> bool:
+    """A first-pass check (batch_scan.well_formed_in_worker) whose first run fails at once (the quick way
+    stops, the careful way reads the file) and whose others take their time, noting when they start and end."""
+    if run.offset == 0:
+        return False
+    folder = Path(run.path).parent
+    (folder / f"check.{run.offset}.started").touch()
+    time.sleep(1)
+    (folder / f"check.{run.offset}.ended").touch()
+    return True
+
+
+@pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
+def test_no_first_pass_check_still_runs_when_serve_keeps_the_workers(box, monkeypatch):
+    """A file whose quick first pass stopped with checks on the workers: the checks a worker had taken
+    already are waited for, so none still runs on the workers kept for the next file (session-8 review)."""
+    from declarations.services import batch_items, batch_scan
+    from declarations.services.batch_items import BatchWorkers
+
+    monkeypatch.setattr(batch_scan, "RUN_BYTES", 1)  # a run per declaration
+    monkeypatch.setattr(batch_scan, "well_formed_in_worker", _slow_check)
+    signer = gen.signer_2001()
+    workers = BatchWorkers(box, keep=True)
+    try:
+        workers.start(2)
+        gen.put(box.settings.inbox, "one", gen.batch_bytes(batch_id="B-one", items=gen.dimona_items(signer, 2)))
+        [summary] = process_inbox_once(box, workers=workers)
+        assert summary.outcome == "DONE", summary
+        assert workers.kept is not None
+        started = {p.name for p in box.settings.archive.glob("check.*.started")}
+        ended = {p.name.replace("ended", "started") for p in box.settings.archive.glob("check.*.ended")}
+        assert started and started == ended
+        monkeypatch.setattr(batch_scan, "well_formed_in_worker", batch_items.well_formed_in_worker)
+        gen.put(box.settings.inbox, "two", gen.batch_bytes(batch_id="B-two",
+                                                            items=gen.dimona_items(signer, 6, prefix="two")))
+        [summary] = process_inbox_once(box, workers=workers)
+        assert summary.outcome == "DONE", summary
     finally:
         workers.close()

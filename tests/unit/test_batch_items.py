@@ -94,6 +94,21 @@ def test_the_failure_that_broke_the_chain_is_raised_even_when_a_later_item_ends_
             list(items.finish())
 
 
+def test_of_two_failures_the_first_in_file_order_is_raised():
+    """Item 2 fails at once, item 1 a moment later: item 1's failure is the one raised, whichever ended first."""
+    def call(ticket: int, position: int, data: bytes) -> tuple[int, str]:
+        if position == 1:
+            time.sleep(0.2)
+        raise RuntimeError(f"failure {position}")
+
+    with futures.ThreadPoolExecutor(max_workers=2) as pool:
+        items = Items(pool, call, in_flight=2, local=False)
+        with pytest.raises(RuntimeError, match="failure 1"):
+            for position in (1, 2):
+                list(items.submit(position, b""))
+            list(items.finish())
+
+
 def test_an_item_that_fails_before_its_turn_stops_the_later_ones_too():
     random.seed(6)
     recorder = Recorder(Turns(multiprocessing.get_context("fork")), fail_before=5)
