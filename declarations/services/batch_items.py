@@ -357,7 +357,7 @@ class BatchWorkers:
     ``batch run`` (``keep=False``): started for each file that needs them, stopped after it. ``serve``
     (``keep=True``): started once (``start``, when the watcher starts) and kept from one file to the next,
     so that a file does not wait for the forks, the workers' connections and their warm-up (~0.03-0.05 s
-    of a 10,000-worker batch on PostgreSQL: 4.2-4.4x -> 4.0x the floor, bench/README.md, "Session 8"). A
+    of a 10,000-worker batch on PostgreSQL: ~4.4x -> ~4.1x the floor, bench/README.md, "Session 8"). A
     pool is kept only after a file that ended cleanly (done, or refused whole): after
     anything else (a worker that died, an error, a lost lease) it may be shut down or hold a broken chain,
     so it is stopped and the next file starts a new one. The turns are closed again between files
