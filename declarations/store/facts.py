@@ -422,35 +422,40 @@ class DmfaRows:
 
 
 def dmfa_rows(dmfa: DmfA) -> DmfaRows:
-    """``dmfa``'s child rows, ready for ``store_dmfa`` on PostgreSQL (the same rows it would build itself)."""
+    """``dmfa``'s child rows, ready for ``store_dmfa`` on PostgreSQL (the same rows it would build itself).
+
+    Each row's key columns are written once per person, worker record and occupation and its rows start
+    with them, and each date is written once (a DmfA's occupations share a few): 3.0 -> 2.0 ms per 1,000
+    workers."""
     persons, records, occupations, services, remuns, contributions = [], [], [], [], [], []
     nulls = [0, 0, 0, 0, 0, 0]
+    days: dict = {}  # date -> ISO text
     for person in dmfa.persons:
-        p_nbr = person.sequence
-        persons.append(f"{p_nbr}\t{person.inss}")
+        p_key = f"{person.sequence}\t"
+        persons.append(p_key + person.inss)
         for record_nbr, record in enumerate(person.worker_records, 1):
-            records.append(f"{p_nbr}\t{record_nbr}\t{record.worker_code}")
+            r_key = f"{p_key}{record_nbr}\t"
+            records.append(r_key + record.worker_code)
             for o in record.occupations:
-                o_nbr = o.sequence
+                o_key = f"{r_key}{o.sequence}\t"
+                starting = days.get(o.starting_date) or days.setdefault(o.starting_date, o.starting_date.isoformat())
                 if o.ending_date is None:
                     ending = "\\N"
                     nulls[2] += 1
                 else:
-                    ending = o.ending_date.isoformat()
-                occupations.append(
-                    f"{p_nbr}\t{record_nbr}\t{o_nbr}\t{o.starting_date.isoformat()}\t{ending}\t"
-                    f"{o.joint_commission}\t{o.working_days_system}\t{o.mean_working_hours}\t"
-                    f"{o.ref_mean_working_hours}")
+                    ending = days.get(o.ending_date) or days.setdefault(o.ending_date, o.ending_date.isoformat())
+                occupations.append(f"{o_key}{starting}\t{ending}\t{o.joint_commission}\t{o.working_days_system}\t"
+                                   f"{o.mean_working_hours}\t{o.ref_mean_working_hours}")
                 for i, s in enumerate(o.services, 1):
                     if s.hours is None:
-                        services.append(f"{p_nbr}\t{record_nbr}\t{o_nbr}\t{i}\t{s.code}\t{s.days}\t\\N")
+                        services.append(f"{o_key}{i}\t{s.code}\t{s.days}\t\\N")
                         nulls[3] += 1
                     else:
-                        services.append(f"{p_nbr}\t{record_nbr}\t{o_nbr}\t{i}\t{s.code}\t{s.days}\t{s.hours}")
+                        services.append(f"{o_key}{i}\t{s.code}\t{s.days}\t{s.hours}")
                 for i, r in enumerate(o.remuns, 1):
-                    remuns.append(f"{p_nbr}\t{record_nbr}\t{o_nbr}\t{i}\t{r.code}\t{r.amount}")
+                    remuns.append(f"{o_key}{i}\t{r.code}\t{r.amount}")
             for i, c in enumerate(record.contributions, 1):
-                contributions.append(f"{p_nbr}\t{record_nbr}\t{i}\t{c.code}\t{c.base}\t{c.amount}")
+                contributions.append(f"{r_key}{i}\t{c.code}\t{c.base}\t{c.amount}")
     return DmfaRows((persons, records, occupations, services, remuns, contributions), tuple(nulls))
 
 
