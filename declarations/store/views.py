@@ -102,20 +102,21 @@ class StoredView:
         if not spans:
             return set()
         dialect = self.connection.dialect.name
+        # In a DmfA's transaction (a batch's chain): each date written once, most occupations share them.
+        inss_list, starts, ends = (list(column) for column in zip(*spans))
+        iso = {day: day.isoformat() for day in {*starts, *ends}}.__getitem__
         if dialect == "sqlite":
-            spans_json = json.dumps([(inss, start.isoformat(), end.isoformat()) for inss, start, end in spans])
+            spans_json = json.dumps(list(zip(inss_list, map(iso, starts), map(iso, ends))))
             rows = self.connection.exec_driver_sql(_UNCOVERED_SQLITE, (
                 spans_json, employer, self.scopes[0], self.scopes[-1]))
             return {n for n, in rows}
         if dialect == "postgresql" and self.connection.in_transaction():
             # Three texts the server splits (the dates never hold a comma; the workers, as periods_of does,
             # when unambiguous, else as an array): psycopg dumps a list of strings element by element.
-            inss_list = [inss for inss, _start, _end in spans]
             joined = comma_joined(inss_list)
             rows = _uncovered_statement(joined is not None).rows(self.connection, {
                 "inss": inss_list if joined is None else joined,
-                "starts": ",".join([start.isoformat() for _inss, start, _end in spans]),
-                "ends": ",".join([end.isoformat() for _inss, _start, end in spans]),
+                "starts": ",".join(map(iso, starts)), "ends": ",".join(map(iso, ends)),
                 "noss": employer, "scope_a": self.scopes[0], "scope_b": self.scopes[-1]})
             return {n for n, in rows}
         return uncovered_by_periods(self, employer, spans)
