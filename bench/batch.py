@@ -394,7 +394,6 @@ def _child(home: str, url: str, profile: str | None = None, kept: bool = False) 
                       "cpu_self": after.user + after.system - before.user - before.system,
                       "cpu_workers": after.children_user + after.children_system - before.children_user
                       - before.children_system + kept_cpu,
-                      "kept": kept,
                       "parallel_min_bytes": app.settings.batch_parallel_min_bytes,
                       "outcomes": [s.outcome for s in summaries], "counts": [s.counts for s in summaries]}))
 
@@ -472,7 +471,9 @@ def main() -> int:
                     app.close()
                     put_file(home / "inbox", f"bench-{size}", source)
                     print(f"processing {size} workers on {backend}...", file=sys.stderr)
-                    command = [sys.executable, __file__, "--child", str(home), url] + (["--child-kept"] if kept else [])
+                    command = [sys.executable, __file__, "--child", str(home), url]
+                    if kept:
+                        command.append("--child-kept")
                     if args.profile:
                         Path(args.profile).mkdir(parents=True, exist_ok=True)
                         command += ["--child-profile",
@@ -489,13 +490,11 @@ def main() -> int:
                     floor_s = min(floor_s, floor(source))
                     figures = json.loads(out.stdout.strip().splitlines()[-1])
                     nbytes = source.stat().st_size
-                    processes = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
-                    if processes > 1 and kept:
-                        processes = f"{processes} kept"
+                    used = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
+                    processes = f"{used} kept" if kept else used  # ("1 kept": decided here, workers idle)
                     # Every process's CPU, the store's server included: spread perfectly over the machine's
                     # cores, the batch could take no less than this (the floor runs in one process).
                     cpu = figures["cpu_self"] + figures["cpu_workers"] + server_cpu
-                    used = figures["workers"] if nbytes >= figures["parallel_min_bytes"] else 1
                     cpu_bound = cpu / min(used, os.cpu_count() or 1) / floor_s
                     rows.append((size, employers, backend, processes, count, nbytes,
                                  figures["seconds"], floor_s, figures["rss_kib"], figures["counts"], cpu_bound))
