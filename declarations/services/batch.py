@@ -107,8 +107,9 @@ class _Quiet:
     def finished(self, summary): pass
 
 
-def _event(event: str, **fields) -> None:
-    log.info(json.dumps({"event": event, **{k: v for k, v in fields.items() if v is not None}}, sort_keys=False))
+def _event(event: str, level: int = logging.INFO, **fields) -> None:
+    log.log(level, json.dumps({"event": event, **{k: v for k, v in fields.items() if v is not None}},
+                              sort_keys=False))
 
 
 def _crash_point(point: str) -> None:
@@ -255,7 +256,7 @@ class Inbox:
             return summary
         _crash_point("claimed")
         workers = self._workers_for(size)
-        pool = self.workers.take(workers) if workers > 1 else None
+        pool = self._pool(workers, file_name)
         clean = False  # the file ended done or refused whole: its workers can take the next one (serve)
         spool = Spool(self.settings.archive, sha, self.owner)
         head = None if pool is None else HeadStart(
@@ -479,6 +480,17 @@ class Inbox:
                 yield etree.tostring(element, with_tail=False)
         finally:
             items.close()
+
+    def _pool(self, workers: int, file_name: str):
+        """The file's worker processes; None to decide it in this process: a small file, or workers that
+        cannot be started (the system refused the fork: the file is decided here, slower, not stopped)."""
+        if workers <= 1:
+            return None
+        try:
+            return self.workers.take(workers)
+        except OSError as error:
+            _event("batch.workers_unavailable", logging.WARNING, file=file_name, workers=workers, message=str(error))
+            return None
 
     def _workers_for(self, size: int) -> int:
         """Worker processes for a file of ``size`` bytes: starting them costs about a second of CPU, so a

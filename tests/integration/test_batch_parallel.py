@@ -336,3 +336,25 @@ def test_no_first_pass_check_still_runs_when_serve_keeps_the_workers(box, monkey
         assert summary.outcome == "DONE", summary
     finally:
         workers.close()
+
+
+@pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
+def test_a_file_whose_workers_cannot_start_is_decided_in_the_taking_process(box, monkeypatch, caplog):
+    """The system refuses the fork (EAGAIN, out of memory): the file is decided in the taking process,
+    slower, and the event says why, rather than the inbox pass failing with the claim left behind."""
+    import errno
+
+    from declarations.services import batch_items
+
+    def refused(app, workers):
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(batch_items, "start_workers", refused)
+    signed, expected = items(gen.signer_2001())
+    gen.put(box.settings.inbox, "alone", gen.batch_bytes(batch_id="B-alone", items=signed))
+    with caplog.at_level("INFO", logger="declarations.batch"):
+        [summary] = process_inbox_once(box)
+    assert summary.outcome == "DONE", summary
+    assert "batch.workers_unavailable" in caplog.text and "Resource temporarily unavailable" in caplog.text
+    answer = batch_xml.read_answer(parsing.parse((box.settings.outbox / "alone.result.xml").read_bytes()))
+    assert [r.findtext(f"{{{ns.RESULT}}}Status") for r in answer["results"]] == [status for status, _ in expected]
