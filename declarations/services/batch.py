@@ -348,7 +348,7 @@ class Inbox:
         sha = row.file_sha256
         header: BatchHeader | None = None
         try:
-            expected = go_text.decode("ascii", "replace").rstrip("\n")
+            expected = go_text.decode("ascii", "replace").removesuffix("\n")  # "optionally followed by a newline"
             if expected != sha:
                 raise FileRefused(f"the SHA-256 of {file_name} is {sha}, not the one in {name}.go "
                                   f"({expected[:64]!r})", code="B001")

@@ -130,7 +130,7 @@ class Items:
     def abandon(self) -> None:
         """Wait for the running items and report none of them (``HeadStart.discard``: each fails with
         TurnsBroken, or whatever it met first; none was decided)."""
-        futures.wait(self._running)
+        _wait_for_ended(self._running)
         self._running = {}
 
     def _completed(self) -> Iterator[tuple[int, str]]:
@@ -144,15 +144,21 @@ class Items:
             self.close()  # the items already running finish or fail (each commits whole or not at all)
             # A later item's TurnsBroken can be collected before the failure that broke the chain (that
             # item's future is set a moment after the chain is broken): the items that ended meanwhile count.
-            # (A future cancelled by the shutdown never counts as done for futures.wait: those are left out.)
-            ended = [future for future in self._running if not future.cancelled()]
-            futures.wait(ended)
+            ended = _wait_for_ended(self._running)
             tickets.update(self._running)
             failed += [future for future in ended if future.exception() is not None]
             # The first failure in file order, not the later items it stopped (TurnsBroken), is the one raised.
             failed.sort(key=lambda future: (isinstance(future.exception(), TurnsBroken), tickets[future]))
             self._running = {}
             raise failed[0].exception()
+
+
+def _wait_for_ended(running) -> list[futures.Future]:
+    """Wait for ``running``'s items that were not cancelled, and return them: a future cancelled by an
+    executor's shutdown never counts as done for ``futures.wait``, which would wait for it for ever."""
+    ended = [future for future in running if not future.cancelled()]
+    futures.wait(ended)
+    return ended
 
 
 _BROKEN, _CLOSED = -1, -2
@@ -429,15 +435,17 @@ def items_runner(app, job: BatchJob, pool: WorkerPool | None, workers: int) -> I
     """On ``pool`` (``start_workers``) if there is one, else in this process."""
     if pool is None:
         return Items(_Immediate(), functools.partial(decide, app, job), 1, local=True)
-    # Two per worker: each worker has the next item to examine while it waits for its turn or decides.
+    # Two per worker: a worker runs one item at a time (examined, then its turn and transaction), and the next
+    # one already waits in the pool's queue for the moment it is free.
     return Items(pool, functools.partial(_decide_in_worker, job), 2 * workers, local=False)
 
 
 class HeadStart:
     """The first items of a fresh batch, handed to the workers as soon as the first pass has cut the whole
     file (``start``), while its last checks still run (the last runs' well-formedness, the directory, the
-    ack): their examination overlaps the end of the first pass, and their transactions wait behind the
-    turns, closed until the second pass opens them. A 10,000-worker batch's first transaction started ~40
+    ack): each worker's first one is examined while the first pass ends (the second waits in the pool's
+    queue: a worker runs one item at a time), and their transactions wait behind the turns, closed until
+    the second pass opens them. A 10,000-worker batch's first transaction started ~40
     ms earlier: 4.7-4.8x -> 4.3-4.4x the floor on PostgreSQL (bench/README.md, "Session 7"). A first pass
     that ends otherwise (a refusal, the careful way reading the file again) ``discard``s them: the chain is
     broken, so none is decided, and the turns are closed again for the second pass's tickets."""

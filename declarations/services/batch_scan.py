@@ -203,9 +203,9 @@ def scan_quickly(path: Path, limit: int, spool: Spool, pool, workers: int,
                  keep_alive: Callable[[], None],
                  on_cut: Callable[[BatchHeader, Iterator], None] | None = None) -> Scanned | None:
     """The header and the count of a file that is certainly fine, with each declaration in ``spool``; None
-    when the careful way must read it (the spool is then removed). Raises only B007 (the limit is the
-    same whichever way the bytes are read), what ``keep_alive`` raises, and a dead worker's
-    BrokenProcessPool. ``on_cut(header, spool entries)``: the whole file is cut and every run of checks is
+    when the careful way must read it (the spool is then removed), also at the limit (B007): a declaration
+    before it that is not well-formed makes it B002, and the workers' checks of it may not be in yet.
+    Raises only what ``keep_alive`` raises, and a dead worker's BrokenProcessPool. ``on_cut(header, spool entries)``: the whole file is cut and every run of checks is
     with the workers, only their answers are awaited (batch_items.HeadStart)."""
     target = _NoTree()
     envelope = etree.XMLParser(target=target, **parsing.PARSER_OPTIONS)
@@ -240,7 +240,7 @@ def scan_quickly(path: Path, limit: int, spool: Spool, pool, workers: int,
             raise _Stop()
         spool.close()
         return Scanned(header, count)
-    except (_Stop, etree.XMLSyntaxError, OSError, EOFError, zlib.error):
+    except (_Stop, FileRefused, etree.XMLSyntaxError, OSError, EOFError, zlib.error):
         spool.remove()
         return None
     finally:

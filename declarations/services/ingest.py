@@ -9,6 +9,7 @@ crash leaves all of them or none, and a retry finds the first result.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, ContextManager
@@ -63,16 +64,24 @@ class Ingest:
         declaration or not at all. ``turn`` (the batch inbox's worker
         processes) is entered once the pure stages are done and left once the
         transaction is over: the batch's declarations are examined side by side
-        but decided one after the other, in file order. Without them nothing
-        changes.
+        but decided one after the other, in file order. With a ``turn``, the
+        declaration is received (its ReceivedAt, the day of its rules) when the
+        turn comes. Without them nothing changes.
         """
         now = self.settings.now()
         limit = self.settings.max_message_bytes if max_bytes is None else max_bytes
         examined = examine(data, max_bytes=limit, element=element)
-        ahead = _Ahead(self._dmfa_rows(examined),
-                       self._prepared_rules(examined, brussels_today(now)),  # the day _decide's rules take
+        today = brussels_today(now)  # the day _decide's rules take
+        ahead = _Ahead(self._dmfa_rows(examined), self._prepared_rules(examined, today),
                        originals.pack(examined.received))
         with turn if turn is not None else contextlib.nullcontext():
+            if turn is not None:
+                # A batch's declaration is received when its turn comes: in file order, and after the file's
+                # ack (channels.md: the ack comes before any declaration is processed), which a head start's
+                # first items, examined while the first pass ends, would otherwise precede.
+                now = self.settings.now()
+                if brussels_today(now) != today:  # midnight passed meanwhile: the new day's rules
+                    ahead = dataclasses.replace(ahead, rules=self._prepared_rules(examined, brussels_today(now)))
             return self._decide_once(examined, now, channel, batch_sender_id, batch_id, on_decided, ahead)
 
     def _dmfa_rows(self, examined: Examined) -> facts.DmfaRows | facts.DmfaValues | None:

@@ -102,6 +102,8 @@ class StoredView:
         if not spans:
             return set()
         dialect = self.connection.dialect.name
+        if dialect != "sqlite" and not (dialect == "postgresql" and self.connection.in_transaction()):
+            return uncovered_by_periods(self, employer, spans)
         # In a DmfA's transaction (a batch's chain): each date written once, most occupations share them.
         inss_list, starts, ends = (list(column) for column in zip(*spans))
         iso = {day: day.isoformat() for day in {*starts, *ends}}.__getitem__
@@ -110,16 +112,14 @@ class StoredView:
             rows = self.connection.exec_driver_sql(_UNCOVERED_SQLITE, (
                 spans_json, employer, self.scopes[0], self.scopes[-1]))
             return {n for n, in rows}
-        if dialect == "postgresql" and self.connection.in_transaction():
-            # Three texts the server splits (the dates never hold a comma; the workers, as periods_of does,
-            # when unambiguous, else as an array): psycopg dumps a list of strings element by element.
-            joined = comma_joined(inss_list)
-            rows = _uncovered_statement(joined is not None).rows(self.connection, {
-                "inss": inss_list if joined is None else joined,
-                "starts": ",".join(map(iso, starts)), "ends": ",".join(map(iso, ends)),
-                "noss": employer, "scope_a": self.scopes[0], "scope_b": self.scopes[-1]})
-            return {n for n, in rows}
-        return uncovered_by_periods(self, employer, spans)
+        # PostgreSQL: three texts the server splits (the dates never hold a comma; the workers, as periods_of
+        # does, when unambiguous, else as an array): psycopg dumps a list of strings element by element.
+        joined = comma_joined(inss_list)
+        rows = _uncovered_statement(joined is not None).rows(self.connection, {
+            "inss": inss_list if joined is None else joined,
+            "starts": ",".join(map(iso, starts)), "ends": ",".join(map(iso, ends)),
+            "noss": employer, "scope_a": self.scopes[0], "scope_b": self.scopes[-1]})
+        return {n for n, in rows}
 
     def student_hours(self, inss: str, year: int, *, excluding_period: int | None) -> int:
         p = t.employment_period

@@ -99,6 +99,8 @@ CASES = {
     "empty file": (lambda b: b"", None, "B002"),
     "wrong hash": (lambda b: b, b"0" * 64 + b"\n", "B001"),
     "zero-byte go": (lambda b: b, b"", "B001"),
+    # channels.md: the SHA-256 "optionally followed by a newline": one, not two
+    "go with two newlines": (lambda b: b, lambda data: hashlib.sha256(data).hexdigest().encode() + b"\n\n", "B001"),
     "a DTD": (lambda b: b.replace(b"<Batch ", b'<!DOCTYPE Batch [<!ENTITY e "x">]><Batch ', 1), None, "B002"),
     "not a Batch": (lambda b: b.replace(b"<Batch ", b"<Lot ").replace(b"</Batch>", b"</Lot>"), None, "B002"),
     "header not valid": (lambda b: b.replace(b"<SenderId>2001</SenderId>", b"<SenderId>x</SenderId>", 1), None,
@@ -113,7 +115,8 @@ CASES = {
 def test_a_file_level_refusal_stores_nothing_and_the_inbox_keeps_working(box, signer, case):
     change, go, code = CASES[case]
     good = gen.batch_bytes(batch_id="B-2", items=gen.dimona_items(signer, 2))
-    gen.put(box.settings.inbox, "bad", change(good), go=go)
+    bad = change(good)
+    gen.put(box.settings.inbox, "bad", bad, go=go(bad) if callable(go) else go)
     (summary,) = process_inbox_once(box)
     assert (summary.outcome, summary.code) == ("FILE_REFUSED", code)
     ack = answer(box, "bad.ack.xml")

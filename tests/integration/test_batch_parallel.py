@@ -126,12 +126,35 @@ def test_ids_follow_file_order_when_a_long_item_comes_first(box):
     assert ids == sorted(ids) and periods == sorted(periods)
 
 
+@pytest.fixture
+def head_starts(monkeypatch):
+    """What HeadStart did in the batch process: the items handed over at each start, the discards of items
+    handed over."""
+    from declarations.services.batch_items import HeadStart
+
+    seen = {"handed": [], "discarded": 0}
+    start, discard = HeadStart.start, HeadStart.discard
+
+    def spy_start(self, *args):
+        start(self, *args)
+        seen["handed"].append(self.submitted)
+
+    def spy_discard(self):
+        seen["discarded"] += self.runner is not None
+        discard(self)
+
+    monkeypatch.setattr(HeadStart, "start", spy_start)
+    monkeypatch.setattr(HeadStart, "discard", spy_discard)
+    return seen
+
+
 @pytest.mark.parametrize("box", [1, 2], indirect=True, ids=["in-process", "two-workers"])
-def test_a_head_start_is_dropped_when_the_first_pass_finds_the_file_broken(box):
+def test_a_head_start_is_dropped_when_the_first_pass_finds_the_file_broken(box, head_starts):
     """batch_items.HeadStart: the first items go to the workers once the quick first pass has cut the file,
     behind a closed gate. Here the last declaration is not well-formed (a bare ampersand, which cutting does
     not look for): the workers' checks find it after the head start, the careful way reads the file again
-    and refuses it (B002), and nothing handed over early is decided."""
+    and refuses it (B002), and nothing handed over early is decided. (In one process there is no head start:
+    the same refusal.)"""
     signed, _expected = items(gen.signer_2001())
     data = gen.batch_bytes(batch_id="B-broken", items=signed)
     last = data.rindex(b"<JointCommissionNbr>302<")
@@ -139,19 +162,22 @@ def test_a_head_start_is_dropped_when_the_first_pass_finds_the_file_broken(box):
     gen.put(box.settings.inbox, "broken", data)
     [summary] = process_inbox_once(box)
     assert (summary.outcome, summary.code) == ("FILE_REFUSED", "B002"), summary
+    workers = box.settings.batch_workers
+    assert head_starts == ({"handed": [4], "discarded": 1} if workers == 2 else {"handed": [], "discarded": 0})
     with box.engine.connect() as c:
         assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 0
         assert c.execute(select(func.count()).select_from(t.batch_item)).scalar_one() == 0
 
 
 @pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
-def test_a_file_refused_after_its_head_start_stores_nothing(box):
+def test_a_file_refused_after_its_head_start_stores_nothing(box, head_starts):
     """B006 is known only once the whole file is cut, after the first items went to the workers: none of
     them is decided."""
     signed, _expected = items(gen.signer_2001())
     gen.put(box.settings.inbox, "short", gen.batch_bytes(batch_id="B-short", items=signed, item_count=11))
     [summary] = process_inbox_once(box)
     assert (summary.outcome, summary.code) == ("FILE_REFUSED", "B006")
+    assert head_starts == {"handed": [4], "discarded": 1}
     with box.engine.connect() as c:
         assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 0
     # The inbox keeps working: the same items in a file that says how many there are.
@@ -162,8 +188,8 @@ def test_a_file_refused_after_its_head_start_stores_nothing(box):
 
 def test_an_item_is_recorded_only_by_the_batch_s_owner(app):
     """batches.record_item (one statement on PostgreSQL, two on SQLite): the position, one more item
-    counted, the lease extended, for the owner of the batch; for anyone else False, and the item's
-    transaction is rolled back (batch_items.decide raises LeaseLost)."""
+    counted, the lease extended, for the owner of the batch; for anyone else False with nothing counted,
+    and the caller rolls the item back (batch_items.decide raises LeaseLost)."""
     with app.engine.begin() as c:
         batch_pk = c.execute(t.batch.insert().values(file_sha256="e" * 64, file_name="y.xml", status="RECEIVED",
                                                      owner="me", lease_until=1.0, items_done=0)
@@ -173,13 +199,65 @@ def test_an_item_is_recorded_only_by_the_batch_s_owner(app):
             status="REFUSED", result=b"<r/>").returning(t.declaration.c.id)).scalar_one()
     with app.engine.begin() as c:
         assert batches.record_item(c, batch_pk, 1, declaration, owner="me", lease_until=99.0) is True
+    counted = select(t.batch.c.items_done, t.batch.c.lease_until).where(t.batch.c.id == batch_pk)
     with app.engine.connect() as c:
         with c.begin() as transaction:
             assert batches.record_item(c, batch_pk, 2, declaration, owner="someone else", lease_until=5.0) is False
-            transaction.rollback()
-        row = c.execute(select(t.batch.c.items_done, t.batch.c.lease_until).where(t.batch.c.id == batch_pk)).one()
-        assert tuple(row) == (1, 99.0)
+            assert tuple(c.execute(counted).one()) == (1, 99.0)  # not counted, the lease not moved
+            transaction.rollback()  # as decide's LeaseLost does (its position, written on PostgreSQL, goes too)
+        assert tuple(c.execute(counted).one()) == (1, 99.0)
         assert batches.positions_stored(c, batch_pk) == (1, frozenset())
+
+
+def _kill_a_worker_at_its_turn_when_the_first_pass_ends(monkeypatch):
+    """At the end of the first pass (its B005 lookup, in the batch process), SIGKILL the first worker that
+    reached its turn (an item of the head start, waiting at the closed turns), as the OOM killer would.
+    Patched before the workers are forked, so that they note it. Returns the lookup, to put back."""
+    import contextlib
+    import multiprocessing
+    import os
+    import signal
+
+    from declarations.services import batch as batch_service
+    from declarations.services import batch_items
+
+    at_turn = multiprocessing.get_context("fork").Value("i", 0)  # the pid of the first worker there
+    real_turn = batch_items.Turns.turn
+
+    @contextlib.contextmanager
+    def turn(self, ticket):
+        if at_turn.value == 0:
+            at_turn.value = os.getpid()
+        with real_turn(self, ticket):
+            yield
+
+    lookup = batch_service.batches.find_by_batch_id
+
+    def first_pass_end(*args, **kwargs):
+        deadline = time.monotonic() + 10
+        while at_turn.value == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert at_turn.value, "no worker reached its turn"
+        time.sleep(0.1)  # from its last step to waiting at the turns: microseconds
+        os.kill(at_turn.value, signal.SIGKILL)
+        time.sleep(0.5)  # the pool notices and terminates the other worker
+        return lookup(*args, **kwargs)
+
+    monkeypatch.setattr(batch_items.Turns, "turn", turn)
+    monkeypatch.setattr(batch_service.batches, "find_by_batch_id", first_pass_end)
+    return lookup
+
+
+def _within(seconds: float, call):
+    """``call()``'s result, if it returns within ``seconds`` (in a thread: a hang fails the test, not the run)."""
+    import threading
+
+    answer = []
+    thread = threading.Thread(target=lambda: answer.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "the batch process hangs"
+    return answer[0]
 
 
 @pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
@@ -188,31 +266,11 @@ def test_a_worker_killed_while_the_head_start_waits_interrupts_the_batch(box, mo
     the batch is INTERRUPTED (docs/batch.md), the batch process does not hang on the dead worker, and
     nothing is stored. Found by the session-7 review: the batch process used to notify the turns' condition,
     which waits for every waiting process to wake."""
-    import multiprocessing
-    import os
-    import signal
-    import threading
-    import time
-
-    from declarations.services import batch as batch_service
-
     signer = gen.signer_2001()
     gen.put(box.settings.inbox, "k", gen.batch_bytes(batch_id="B-k", items=list(gen.dimona_items(signer, 6))))
-    lookup = batch_service.batches.find_by_batch_id
-
-    def first_pass_end(*args, **kwargs):  # in the batch process, after the head start
-        time.sleep(0.5)  # the head start's items are examined and wait behind the closed turns
-        os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
-        time.sleep(0.5)  # the pool notices and terminates the other worker
-        return lookup(*args, **kwargs)
-
-    monkeypatch.setattr(batch_service.batches, "find_by_batch_id", first_pass_end)
-    summaries = []
-    thread = threading.Thread(target=lambda: summaries.extend(process_inbox_once(box)), daemon=True)
-    thread.start()
-    thread.join(30)
-    assert not thread.is_alive(), "the batch process hangs"
-    assert summaries[0].outcome == "INTERRUPTED"
+    _kill_a_worker_at_its_turn_when_the_first_pass_ends(monkeypatch)
+    [summary] = _within(30, lambda: process_inbox_once(box))
+    assert summary.outcome == "INTERRUPTED"
     with box.engine.connect() as c:
         assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 0
 
@@ -264,33 +322,23 @@ def test_serve_s_workers_take_file_after_file(box):
 def test_serve_starts_new_workers_after_one_died(box, monkeypatch):
     """A worker killed during a file: that file is INTERRUPTED and its pool stopped; the next file gets new
     worker processes and is DONE."""
-    import multiprocessing
-    import os
-    import signal
-
     from declarations.services import batch as batch_service
     from declarations.services.batch_items import BatchWorkers
 
     signer = gen.signer_2001()
-    lookup = batch_service.batches.find_by_batch_id
-
-    def first_pass_end(*args, **kwargs):
-        os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
-        return lookup(*args, **kwargs)
-
+    lookup = _kill_a_worker_at_its_turn_when_the_first_pass_ends(monkeypatch)
     workers = BatchWorkers(box, keep=True)
     try:
         workers.start(2)
         dead = workers.kept
-        monkeypatch.setattr(batch_service.batches, "find_by_batch_id", first_pass_end)
         gen.put(box.settings.inbox, "k", gen.batch_bytes(batch_id="B-k", items=list(gen.dimona_items(signer, 6))))
-        [summary] = process_inbox_once(box, workers=workers)
+        [summary] = _within(30, lambda: process_inbox_once(box, workers=workers))
         assert summary.outcome == "INTERRUPTED", summary
         assert workers.kept is None
         monkeypatch.setattr(batch_service.batches, "find_by_batch_id", lookup)
         signed, expected = items(signer)
         gen.put(box.settings.inbox, "after", gen.batch_bytes(batch_id="B-after", items=signed))
-        summaries = process_inbox_once(box, workers=workers)
+        summaries = _within(30, lambda: process_inbox_once(box, workers=workers))
         assert [s.outcome for s in summaries if s.file_name == "after.xml"] == ["DONE"], summaries
         assert workers.kept is not None and workers.kept is not dead
     finally:

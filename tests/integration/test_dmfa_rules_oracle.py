@@ -431,15 +431,7 @@ def test_uncovered_answers_as_periods_of_does(app):
                 found = view.uncovered(EMPLOYER, random_spans)
                 assert found == uncovered_by_periods(view, EMPLOYER, random_spans)
                 assert 100 < len(found) < 900
-        # Workers that a comma-separated list would make ambiguous (PostgreSQL then sends an array).
-        facts.ensure_persons(connection, ["1,2", "", "1", "2"])
-        connection.execute(insert(t.employment_period), [
-            {"scope": "PROD", "employer_noss": EMPLOYER, "inss": inss, "worker_type": "OTH",
-             "starting_date": dt.date(2025, 1, 1), "ending_date": None, "joint_commission": "302",
-             "planned_hours": None, "cancelled": False, "version": 1} for inss in ["1,2", ""]])
-        view = StoredView(connection, "PROD")
-        day = dt.date(2025, 3, 1)
-        assert view.uncovered(EMPLOYER, [("1,2", day, day), ("1", day, day), ("", day, day), ("2", day, day)]) == {1, 3}
+        # (Workers a comma-separated list would make ambiguous: test_periods_of.py.)
         connection.rollback()
 
 

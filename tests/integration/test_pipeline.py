@@ -245,3 +245,33 @@ def test_an_archive_coding_this_engine_does_not_know_is_an_error():
     with pytest.raises(ValueError, match="brotli"):
         originals.unpack(b"...", "brotli")
     assert originals.unpack(originals.pack(b"<a/>" * 20000).data, "zlib") == b"<a/>" * 20000
+
+
+def test_with_a_batch_turn_a_declaration_is_received_when_its_turn_comes(app, demo_signer):
+    """``Ingest.submit(turn=...)`` (a batch's worker): the declaration is examined before its turn, but
+    received when the turn comes (channels.md: a batch's ack comes before any declaration is processed; a
+    head start examines the first items earlier). Its ReceivedAt is the turn's moment, and so is the day of
+    its rules: here midnight passes while it waits, and quarter 2025 Q4 is over by the time it is decided
+    (no M001)."""
+    import contextlib
+    import dataclasses
+
+    moments = [dt.datetime(2025, 12, 31, 22, 59, 59, tzinfo=dt.timezone.utc),  # 23:59:59 in Brussels
+               dt.datetime(2025, 12, 31, 23, 0, 1, tzinfo=dt.timezone.utc)]    # 00:00:01, 1 January
+    waited = []
+
+    @contextlib.contextmanager
+    def turn():
+        waited.append(True)
+        yield
+
+    app.ingest.settings = dataclasses.replace(app.settings, fixed_now=None,
+                                              _clock=lambda: moments[1] if waited else moments[0])
+    dmfa = q3_dmfa("turn-1", quarter="20254", start=dt.date(2025, 10, 1))
+    receipt = app.ingest.submit(samples.to_bytes(demo_signer("sender-1001").sign(dmfa)), channel="BATCH",
+                                 turn=turn())
+    assert receipt.outcome.accepted, receipt.outcome
+    assert "M001" not in {a.code for a in receipt.outcome.anomalies}
+    with app.engine.connect() as c:
+        received = c.execute(select(t.declaration.c.received_at)).scalar_one()
+    assert received.replace(tzinfo=received.tzinfo or dt.timezone.utc) == moments[1]

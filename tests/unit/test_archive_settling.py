@@ -33,13 +33,15 @@ def test_an_archived_copy_already_there_is_kept(tmp_path: Path):
     assert list(tmp_path.iterdir()) == [final]
 
 
-def test_a_copy_that_cannot_be_made_durable_is_never_named(tmp_path: Path):
+def test_a_copy_that_cannot_be_made_durable_is_never_named(tmp_path: Path, caplog):
     aside, final = tmp_path / ".upload.1.ab.tmp.xml", tmp_path / "f00d.xml"  # aside never written
     settling = _Settling(aside, final)
     with pytest.raises(FileNotFoundError):
         settling.wait()
     assert not final.exists()
-    settling.join()  # on the way out: logged, not raised
+    with caplog.at_level("ERROR", logger="declarations.batch"):
+        settling.join()  # on the way out: logged, not raised
+    assert "could not be settled" in caplog.text
 
 
 def test_aside_copies_left_by_dead_processes_are_removed(tmp_path: Path):

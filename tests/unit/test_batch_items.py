@@ -142,9 +142,17 @@ def test_a_spooled_declaration_reads_its_own_bytes_and_no_others(tmp_path):
 # A multiprocessing notify waits until every process counted as waiting has woken; a worker killed while it
 # waited for its turn (the pool terminates the others when one dies) never wakes.
 
-def _wait_for_turn(turns: Turns) -> None:
+def _wait_for_turn(turns: Turns, waiting) -> None:
+    waiting.set()
     with turns.turn(1):  # closed: waits, as a head-start item does
         pass
+
+
+def _within(seconds: float, call) -> bool:
+    """Whether ``call()`` returned within ``seconds`` (run in a thread: a hang fails the test, not the run)."""
+    done = threading.Event()
+    threading.Thread(target=lambda: (call(), done.set()), daemon=True).start()
+    return done.wait(seconds)
 
 
 @pytest.mark.parametrize("step", ["open", "stop", "close"])
@@ -154,25 +162,26 @@ def test_the_batch_process_goes_on_after_a_worker_died_waiting(step):
 
     context = multiprocessing.get_context("fork")
     turns = Turns(context, closed=True)
-    worker = context.Process(target=_wait_for_turn, args=(turns,))
+    waiting = context.Event()
+    worker = context.Process(target=_wait_for_turn, args=(turns, waiting))
     worker.start()
-    time.sleep(0.3)
+    assert waiting.wait(10)
+    time.sleep(0.1)  # from its last step before the turn to waiting on it: microseconds
     os.kill(worker.pid, signal.SIGTERM)
     worker.join()
-    done = threading.Event()
-    threading.Thread(target=lambda: (getattr(turns, step)(), done.set()), daemon=True).start()
-    assert done.wait(5), f"Turns.{step}() waited for a dead worker"
+    assert _within(5, getattr(turns, step)), f"Turns.{step}() waited for a dead worker"
 
 
-_POOL_TURNS = None
+_POOL_TURNS = _POOL_WAITING = None
 
 
-def _remember(turns: Turns) -> None:
-    global _POOL_TURNS
-    _POOL_TURNS = turns
+def _remember(turns: Turns, waiting) -> None:
+    global _POOL_TURNS, _POOL_WAITING
+    _POOL_TURNS, _POOL_WAITING = turns, waiting
 
 
 def _take_turn(ticket: int) -> int:
+    _POOL_WAITING.release()
     with _POOL_TURNS.turn(ticket):
         return ticket
 
@@ -185,23 +194,27 @@ def test_a_pool_whose_worker_died_at_the_closed_turns_shuts_down():
 
     context = multiprocessing.get_context("fork")
     turns = Turns(context, closed=True)
-    executor = futures.ProcessPoolExecutor(2, mp_context=context, initializer=_remember, initargs=(turns,))
+    waiting = context.Semaphore(0)
+    executor = futures.ProcessPoolExecutor(2, mp_context=context, initializer=_remember, initargs=(turns, waiting))
     pool = WorkerPool(executor, turns, 2)
-    assert pool.usable()
-    items = [pool.submit(_take_turn, n) for n in (1, 2, 3, 4)]
-    time.sleep(0.5)
-    os.kill(next(iter(executor._processes)), signal.SIGKILL)  # e.g. the OOM killer
-    futures.wait(items, timeout=10)
-    assert all(isinstance(item.exception(), futures.process.BrokenProcessPool) for item in items)
-    assert not pool.usable()  # serve's BatchWorkers then starts a new pool for the next file
-    done = threading.Event()
-    threading.Thread(target=lambda: (pool.shutdown(wait=True, cancel_futures=True), done.set()),
-                     daemon=True).start()
-    assert done.wait(10), "WorkerPool.shutdown() waited for a dead worker"
+    try:
+        assert pool.usable()
+        items = [pool.submit(_take_turn, n) for n in (1, 2, 3, 4)]
+        assert waiting.acquire(timeout=10) and waiting.acquire(timeout=10)  # both workers at the closed turns
+        time.sleep(0.1)  # from its last step before the turn to waiting on it: microseconds
+        os.kill(next(iter(executor._processes)), signal.SIGKILL)  # e.g. the OOM killer
+        futures.wait(items, timeout=10)
+        assert all(isinstance(item.exception(), futures.process.BrokenProcessPool) for item in items)
+        assert not pool.usable()  # serve's BatchWorkers then starts a new pool for the next file
+        assert _within(10, lambda: pool.shutdown(wait=True, cancel_futures=True)), \
+            "WorkerPool.shutdown() waited for a dead worker"
+    finally:
+        turns.stop()  # whatever failed above, no worker is left waiting at the turns
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def test_items_waiting_at_closed_turns_go_once_they_are_opened():
-    """open() notifies nobody: the waiting items see it within a few milliseconds."""
+    """open() notifies nobody: the waiting items see it anyway (they look again every 5 ms)."""
     turns = Turns(multiprocessing.get_context("fork"), closed=True)
     recorder = Recorder(turns)
     decided = []
@@ -212,5 +225,5 @@ def test_items_waiting_at_closed_turns_go_once_they_are_opened():
         time.sleep(0.1)
         assert recorder.decided == []  # closed: nobody decided
         turns.open()
-        decided += [p for p, _ in items.finish()]
+        assert _within(10, lambda: decided.extend(p for p, _ in items.finish())), "opened turns were not seen"
     assert recorder.decided == [1, 2, 3] and sorted(decided) == [1, 2, 3]

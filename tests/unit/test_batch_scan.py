@@ -65,9 +65,9 @@ class Scans:
         path.write_bytes(gzip.compress(data) if gz else data)
         return path
 
-    def quick(self, data: bytes, gz: bool = False):
+    def quick(self, data: bytes, gz: bool = False, limit: int = 1 << 30):
         spool = Spool(self.tmp_path, f"q{self.n}", "host:1:quick")
-        scanned = scan_quickly(self._path(data, gz), 1 << 30, spool, self.pool, 2, lambda: None)
+        scanned = scan_quickly(self._path(data, gz), limit, spool, self.pool, 2, lambda: None)
         if scanned is None:
             assert not spool.path.exists()  # what it spooled is gone: the careful way writes its own
             return None
@@ -75,10 +75,10 @@ class Scans:
         spool.remove()
         return scanned, pieces
 
-    def careful(self, data: bytes, gz: bool = False):
+    def careful(self, data: bytes, gz: bool = False, limit: int = 1 << 30):
         spool = Spool(self.tmp_path, f"c{self.n}", "host:1:careful")
         try:
-            scanned = scan_carefully(self._path(data, gz), 1 << 30, spool, lambda: None)
+            scanned = scan_carefully(self._path(data, gz), limit, spool, lambda: None)
         except FileRefused as refusal:
             spool.remove()
             return refusal.code
@@ -113,6 +113,19 @@ def test_a_good_file_is_read_the_quick_way_with_the_same_answer(scans, gz):
     assert (scanned.header.batch_id, scanned.header.sender_id, scanned.count) == ("B1", "2001", 3)
 
 
+@pytest.mark.parametrize("gz", [False, True])
+def test_at_the_limit_the_careful_way_answers(scans, gz, monkeypatch):
+    """A file over the limit whose first declaration is not well-formed: B002 (found before the limit), not
+    B007, whichever way the file is read. The quick way meets the limit before the workers' checks are in:
+    it stops, and the careful way answers (found by the session-8 review: the answer hung on the setting)."""
+    monkeypatch.setattr(batch_scan, "CHUNK", 1000)  # read in pieces, as a file of megabytes is
+    data = batch(DIMONA.replace(b"</Dimona >", b"</Dimon >"), *[DMFA] * 40)
+    limit = len(data) - 100
+    assert scans.quick(data, gz, limit) is None
+    assert scans.careful(data, gz, limit) == "B002"
+    assert scans.careful(batch(*[DMFA] * 40), gz, limit) == "B007"  # and a good one is B007
+
+
 def test_the_size_of_the_reads_changes_nothing(scans, monkeypatch):
     for chunk in (1, 7, 64, 1000):
         monkeypatch.setattr(batch_scan, "CHUNK", chunk)
@@ -134,8 +147,9 @@ def test_many_declarations_go_to_the_workers_in_runs(scans, monkeypatch):
     ("two attributes one name", batch(DMFA.replace(b'x:a="1"', b'x:a="1" xmlns:y="urn:x" y:a="2"'), DIMONA,
                                       SOCIAL), "B002"),
     # the envelope: bytes on either side of a declaration that would read as one without it
-    ("entity cut by a declaration", batch(DMFA, DIMONA, SOCIAL, between=b"\n  &am").replace(
-        b"<Dimona", b"<Dimona", 1).replace(b"\n</Batch>", b"p;\n</Batch>"), "B002"),
+    # (``&am`` just before the Dimona, ``p;`` just after it: only the placeholder keeps them apart)
+    ("entity cut by a declaration", GOOD.replace(b"<Dimona", b"&am<Dimona", 1).replace(
+        b"</Dimona >", b"</Dimona >p;", 1), "B002"),
     ("truncated", GOOD[:-30], "B002"),
     ("not closed", GOOD.replace(b"</Batch>", b""), "B002"),
     ("after the root", GOOD + b"<More/>", "B002"),
