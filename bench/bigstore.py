@@ -253,14 +253,12 @@ def generate(url: str, *, persons: int, employers: int, home: Path, say=None) ->
             "dmfa": ["declaration_id", "scope", "employer_noss", "quarter", "declaration_type",
                      "replaces_declaration_id", "replaced_by_declaration_id", "is_current", "net_owed_amount"],
             "dmfa_person": ["declaration_id", "person_nbr", "inss"],
-            "dmfa_worker_record": ["declaration_id", "person_nbr", "record_nbr", "worker_code"],
+            "dmfa_worker_record": ["declaration_id", "person_nbr", "record_nbr", "worker_code", "contribution_codes",
+                                   "contribution_bases", "contribution_amounts"],
             "dmfa_occupation": ["declaration_id", "person_nbr", "record_nbr", "occupation_nbr", "starting_date",
                                 "ending_date", "joint_commission", "working_days_system", "mean_working_hours",
-                                "ref_mean_working_hours"],
-            "dmfa_service": ["declaration_id", "person_nbr", "record_nbr", "occupation_nbr", "position", "code",
-                             "days", "hours"],
-            "dmfa_remuneration": ["declaration_id", "person_nbr", "record_nbr", "occupation_nbr", "position",
-                                  "code", "amount"],
+                                "ref_mean_working_hours", "service_codes", "service_days", "service_hours",
+                                "remuneration_codes", "remuneration_amounts"],
         })
         for n, (year, q) in enumerate(QUARTERS):
             qstart = dt.date(year, 3 * q - 2, 1)
@@ -289,10 +287,10 @@ def generate(url: str, *, persons: int, employers: int, home: Path, say=None) ->
                         key = f"{did}\t{nbr}\t1"
                         start = max(qstart, current_start(i))
                         tb.add("dmfa_person", f"{did}\t{nbr}\t{inss[i]}\n")
-                        tb.add("dmfa_worker_record", key + "\t495\n")
-                        tb.add("dmfa_occupation", key + f"\t1\t{day(start)}\t\\N\t200\t5\t3800\t3800\n")
-                        tb.add("dmfa_service", key + "\t1\t1\t001\t6429\t\\N\n")
-                        tb.add("dmfa_remuneration", key + f"\t1\t1\t001\t{amount + i % 1000}\n")
+                        tb.add("dmfa_worker_record", key + "\t495\t{}\t{}\t{}\n")
+                        # One service (001, no hours) and one remuneration (001) per occupation.
+                        tb.add("dmfa_occupation", key + f"\t1\t{day(start)}\t\\N\t200\t5\t3800\t3800\t"
+                                                        f'{{"001"}}\t{{6429}}\t{{NULL}}\t{{"001"}}\t{{{amount + i % 1000}}}\n')
             say(f"  DmfA {year}Q{q} done, {time.perf_counter() - t:.0f} s")
         tb.flush()
         say("  DmfA: committing...")

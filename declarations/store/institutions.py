@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
-from sqlalchemy import and_, delete, insert, or_, select, text, tuple_, update
+from sqlalchemy import and_, delete, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from declarations.domain.access import RegisterEntry
@@ -237,13 +237,15 @@ UNION ALL SELECT 'period', p.employer_noss, p.worker_type, p.joint_commission, p
     JOIN employment_period_version v ON v.period_id = p.period_id AND v.version = p.version
    WHERE p.inss = CAST(:inss AS varchar) AND p.scope = 'PROD' AND NOT p.cancelled
      AND p.starting_date <= allowed.hi AND (p.ending_date IS NULL OR p.ending_date >= allowed.lo)"""
-# current_quarters for the quarters of the span that may be granted: the worker records with their occupations, then the services and
-# remunerations by the person's key in each DmfA (a primary-key prefix of those tables).
+# current_quarters for the quarters of the span that may be granted: the worker records with their occupations,
+# then each occupation's services and remunerations, one row per element of its arrays (WITH ORDINALITY: the
+# element's place, its position in the declaration).
 _PG_RECORDS = """,
 records AS (
     SELECT d.declaration_id, d.employer_noss, d.quarter, dp.person_nbr, w.record_nbr, w.worker_code,
            o.occupation_nbr, o.starting_date, o.ending_date, o.joint_commission, o.working_days_system,
-           o.mean_working_hours, o.ref_mean_working_hours
+           o.mean_working_hours, o.ref_mean_working_hours, o.service_codes, o.service_days, o.service_hours,
+           o.remuneration_codes, o.remuneration_amounts
       FROM allowed, dmfa_person dp
       JOIN dmfa d ON d.declaration_id = dp.declaration_id
       LEFT JOIN dmfa replacement ON replacement.declaration_id = d.replaced_by_declaration_id
@@ -253,21 +255,19 @@ records AS (
      WHERE dp.inss = CAST(:inss AS varchar) AND d.scope = 'PROD'
        AND d.quarter >= 10 * EXTRACT(YEAR FROM allowed.lo) + EXTRACT(QUARTER FROM allowed.lo)
        AND d.quarter <= 10 * EXTRACT(YEAR FROM allowed.hi) + EXTRACT(QUARTER FROM allowed.hi)
-       AND (replacement.declaration_id IS NULL OR replacement.scope <> 'PROD')),
-persons AS (SELECT DISTINCT declaration_id, person_nbr FROM records)"""
+       AND (replacement.declaration_id IS NULL OR replacement.scope <> 'PROD'))"""
 _PG_QUARTERS = """
 UNION ALL SELECT 'record', employer_noss, worker_code, joint_commission, starting_date, ending_date,
                  declaration_id, quarter, person_nbr, record_nbr, occupation_nbr, working_days_system,
                  mean_working_hours, ref_mean_working_hours
     FROM records
-UNION ALL SELECT 'service', s.code, NULL, NULL, NULL, NULL, s.declaration_id, s.person_nbr, s.record_nbr,
-                 s.occupation_nbr, s.position, s.days, s.hours, NULL
-    FROM persons JOIN dmfa_service s ON s.declaration_id = persons.declaration_id
-                                    AND s.person_nbr = persons.person_nbr
-UNION ALL SELECT 'remuneration', m.code, NULL, NULL, NULL, NULL, m.declaration_id, m.person_nbr, m.record_nbr,
-                 m.occupation_nbr, m.position, m.amount, NULL, NULL
-    FROM persons JOIN dmfa_remuneration m ON m.declaration_id = persons.declaration_id
-                                         AND m.person_nbr = persons.person_nbr"""
+UNION ALL SELECT 'service', s.code, NULL, NULL, NULL, NULL, r.declaration_id, r.person_nbr, r.record_nbr,
+                 r.occupation_nbr, s.position, s.days, s.hours, NULL
+    FROM records r, unnest(r.service_codes, r.service_days, r.service_hours)
+                    WITH ORDINALITY AS s(code, days, hours, position)
+UNION ALL SELECT 'remuneration', m.code, NULL, NULL, NULL, NULL, r.declaration_id, r.person_nbr, r.record_nbr,
+                 r.occupation_nbr, m.position, m.amount, NULL, NULL
+    FROM records r, unnest(r.remuneration_codes, r.remuneration_amounts) WITH ORDINALITY AS m(code, amount, position)"""
 _PG_DATA = {"DIMONA": (_PG_ALLOWED, _PG_PERIODS), "DMFA": (_PG_ALLOWED + _PG_RECORDS, _PG_QUARTERS)}
 # By what is read with the claim: None (not a Consult), "" (a Consult, basis only), "DIMONA", "DMFA".
 _PG_OPEN = {None: text(_PG_OPEN_SQL.format(ctes="", nulls=_NULLS, parts="")),
@@ -581,7 +581,7 @@ class StoredQuarter:
 
 def current_quarters(connection: Connection, inss: str, first_quarter: int, last_quarter: int) -> list[StoredQuarter]:
     """The person's worker records in the current PROD DmfA of each employer and quarter in
-    [first_quarter, last_quarter] (YYYYQ), with occupations, services and remunerations: 3 statements.
+    [first_quarter, last_quarter] (YYYYQ), with occupations, services and remunerations: one statement.
 
     Current for PROD readers: not replaced by a PROD replacement (a sender's TEST
     replacement marks the PROD DmfA it shadows as not current for that sender's tests)."""
@@ -590,7 +590,8 @@ def current_quarters(connection: Connection, inss: str, first_quarter: int, last
     records = connection.execute(
         select(d.c.declaration_id, d.c.employer_noss, d.c.quarter, dp.c.person_nbr, w.c.record_nbr,
                w.c.worker_code, o.c.occupation_nbr, o.c.starting_date, o.c.ending_date, o.c.joint_commission,
-               o.c.working_days_system, o.c.mean_working_hours, o.c.ref_mean_working_hours)
+               o.c.working_days_system, o.c.mean_working_hours, o.c.ref_mean_working_hours, o.c.service_codes,
+               o.c.service_days, o.c.service_hours, o.c.remuneration_codes, o.c.remuneration_amounts)
         .select_from(dp)
         .join(d, d.c.declaration_id == dp.c.declaration_id)
         .outerjoin(by, by.c.declaration_id == d.c.replaced_by_declaration_id)
@@ -601,24 +602,21 @@ def current_quarters(connection: Connection, inss: str, first_quarter: int, last
                or_(by.c.declaration_id.is_(None), by.c.scope != t.PROD))
         .order_by(d.c.quarter, d.c.employer_noss, d.c.declaration_id, dp.c.person_nbr, w.c.record_nbr,
                   o.c.occupation_nbr)).all()
-    if not records:
-        return []
-    # The person's key in each DmfA: a primary-key prefix of the children, however big the DmfA.
-    keys = sorted({(r.declaration_id, r.person_nbr) for r in records})
-    children = {}
-    for table, field in ((t.dmfa_service, "services"), (t.dmfa_remuneration, "remunerations")):
-        columns = [table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
-                   table.c.code] + ([table.c.days, table.c.hours] if field == "services" else [table.c.amount])
-        children[field] = connection.execute(
-            select(*columns).where(tuple_(table.c.declaration_id, table.c.person_nbr).in_(keys))
-            .order_by(table.c.declaration_id, table.c.person_nbr, table.c.record_nbr, table.c.occupation_nbr,
-                      table.c.position)).all()
+    children = {"services": [], "remunerations": []}
+    for r in records:
+        if r.occupation_nbr is None:
+            continue
+        key = (r.declaration_id, r.person_nbr, r.record_nbr, r.occupation_nbr)
+        children["services"] += [_Service(*key, position, code, days, hours) for position, (code, days, hours)
+                                 in enumerate(zip(r.service_codes, r.service_days, r.service_hours), 1)]
+        children["remunerations"] += [_Remuneration(*key, position, code, amount) for position, (code, amount)
+                                      in enumerate(zip(r.remuneration_codes, r.remuneration_amounts), 1)]
     return _quarters(records, children)
 
 
 def _quarters(records, children: dict[str, list]) -> list[StoredQuarter]:
     """StoredQuarters from the worker-record rows (with their occupations, in order) and the services and
-    remunerations rows (by field name, in order)."""
+    remunerations (by field name, in order)."""
     quarters: dict[tuple, StoredQuarter] = {}
     for r in records:
         key = (r.declaration_id, r.person_nbr, r.record_nbr)

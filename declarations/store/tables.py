@@ -11,13 +11,17 @@ Three groups:
 Facts carry a ``scope``: ``PROD``, or ``TEST:<SenderId>`` for a simulation
 by that sender, which only that sender's later TEST declarations read.
 DmfA children are keyed by their position in the declaration rather than by
-surrogate ids, so a whole DmfA goes in with one executemany per table.
+surrogate ids, so a whole DmfA goes in with one bulk write per table. The
+repeating groups at the bottom of a DmfA (an occupation's services and
+remunerations, a worker record's contributions) are kept in their parent's
+row, as parallel arrays in the declaration's order (docs/decisions.md,
+"A DmfA's repeating groups").
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
-                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (ARRAY, JSON, BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index, Integer,
+                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint)
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -28,6 +32,12 @@ metadata = MetaData(naming_convention={
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def values_of(item_type) -> ARRAY:
+    """A repeating group's values, in the declaration's order: an array on PostgreSQL, a JSON array (text) on
+    SQLite, which has no arrays. Read back as a list on both."""
+    return ARRAY(item_type).with_variant(JSON(), "sqlite")
 
 PROD = "PROD"
 
@@ -191,11 +201,17 @@ def _dmfa_key(*names: str) -> list[Column]:
     return [Column("declaration_id", Id, primary_key=True)] + [Column(n, Integer, primary_key=True) for n in names]
 
 
+# A worker record's contributions: element i of each array is its Contribution i + 1.
 dmfa_worker_record = Table(
     "dmfa_worker_record", metadata, *_dmfa_key("person_nbr", "record_nbr"),
     Column("worker_code", String(3), nullable=False),
+    Column("contribution_codes", values_of(String(3)), nullable=False),
+    Column("contribution_bases", values_of(BigInteger), nullable=False),
+    Column("contribution_amounts", values_of(BigInteger), nullable=False),
 )
 
+# An occupation's services and remunerations: element i of each array is its Service (Remun) i + 1; a
+# service without ServiceNbrHours has a NULL (null) there.
 dmfa_occupation = Table(
     "dmfa_occupation", metadata, *_dmfa_key("person_nbr", "record_nbr", "occupation_nbr"),
     Column("starting_date", Date, nullable=False),
@@ -204,26 +220,11 @@ dmfa_occupation = Table(
     Column("working_days_system", Integer, nullable=False),
     Column("mean_working_hours", Integer, nullable=False),
     Column("ref_mean_working_hours", Integer, nullable=False),
-)
-
-dmfa_service = Table(
-    "dmfa_service", metadata, *_dmfa_key("person_nbr", "record_nbr", "occupation_nbr", "position"),
-    Column("code", String(3), nullable=False),
-    Column("days", Integer, nullable=False),
-    Column("hours", Integer),
-)
-
-dmfa_remuneration = Table(
-    "dmfa_remuneration", metadata, *_dmfa_key("person_nbr", "record_nbr", "occupation_nbr", "position"),
-    Column("code", String(3), nullable=False),
-    Column("amount", BigInteger, nullable=False),
-)
-
-dmfa_contribution = Table(
-    "dmfa_contribution", metadata, *_dmfa_key("person_nbr", "record_nbr", "position"),
-    Column("code", String(3), nullable=False),
-    Column("base", BigInteger, nullable=False),
-    Column("amount", BigInteger, nullable=False),
+    Column("service_codes", values_of(String(3)), nullable=False),
+    Column("service_days", values_of(Integer), nullable=False),
+    Column("service_hours", values_of(Integer), nullable=False),
+    Column("remuneration_codes", values_of(String(3)), nullable=False),
+    Column("remuneration_amounts", values_of(BigInteger), nullable=False),
 )
 
 social_risk = Table(

@@ -145,7 +145,7 @@ class StoredView:
             s.c.same_event_key == same_event_key, s.c.scope.in_(self.scopes)).limit(1)).first() is not None
 
     def dmfa_history(self, employer: str, inss: str, before: Quarter, limit: int = 4) -> list[QuarterSnapshot]:
-        d, p, o, r = t.dmfa, t.dmfa_person, t.dmfa_occupation, t.dmfa_remuneration
+        d, p, o = t.dmfa, t.dmfa_person, t.dmfa_occupation
         declarations = self.connection.execute(
             select(d.c.declaration_id, d.c.quarter, p.c.person_nbr)
             .join(p, p.c.declaration_id == d.c.declaration_id)
@@ -158,13 +158,16 @@ class StoredView:
             if row.quarter in seen:
                 continue  # a TEST replacement and its PROD original: the newest counts
             seen.add(row.quarter)
-            key = and_(r.c.declaration_id == row.declaration_id, r.c.person_nbr == row.person_nbr)
-            remun = self.connection.execute(
-                select(func.coalesce(func.sum(r.c.amount), 0)).where(key, r.c.code.in_(("001", "002")))).scalar_one()
             occupations = self.connection.execute(
-                select(o).where(o.c.declaration_id == row.declaration_id, o.c.person_nbr == row.person_nbr)).all()
+                select(o.c.starting_date, o.c.occupation_nbr, o.c.mean_working_hours, o.c.ref_mean_working_hours,
+                       o.c.joint_commission, o.c.remuneration_codes, o.c.remuneration_amounts)
+                .where(o.c.declaration_id == row.declaration_id, o.c.person_nbr == row.person_nbr)
+                .order_by(o.c.record_nbr, o.c.occupation_nbr)).all()
+            # Ordinary pay and bonuses (RemunCode 001, 002) of all the person's occupations in the DmfA.
+            remun = sum(amount for x in occupations
+                        for code, amount in zip(x.remuneration_codes, x.remuneration_amounts) if code in ("001", "002"))
             snapshots.append(QuarterSnapshot(
-                Quarter(row.quarter // 10, row.quarter % 10), int(remun),
+                Quarter(row.quarter // 10, row.quarter % 10), remun,
                 tuple(OccupationSnapshot(x.starting_date, x.occupation_nbr, x.mean_working_hours,
                                          x.ref_mean_working_hours, x.joint_commission) for x in occupations)))
             if len(snapshots) == limit:

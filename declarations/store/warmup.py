@@ -23,8 +23,7 @@ from declarations.store.views import StoredView, sender_view
 # What a declaration's transaction writes: planned once here, each table with its indexes is in the
 # connection's caches (PostgreSQL's relcache; SQLite reads its whole schema at the first statement).
 _WRITTEN = (t.declaration, t.message_key, t.person, t.employment_period, t.dmfa, t.dmfa_person,
-            t.dmfa_worker_record, t.dmfa_occupation, t.dmfa_service, t.dmfa_remuneration, t.dmfa_contribution,
-            t.social_risk, t.batch, t.batch_item)
+            t.dmfa_worker_record, t.dmfa_occupation, t.social_risk, t.batch, t.batch_item)
 
 
 def warm_up(connection: Connection) -> None:

@@ -109,8 +109,9 @@ def test_dmfa_replacement_replaces(app, demo_signer):
     assert replacement.outcome.accepted
     with app.engine.connect() as c:
         rows = {r.declaration_id: r for r in c.execute(select(t.dmfa))}
-        remuns = c.execute(select(t.dmfa_remuneration.c.declaration_id, t.dmfa_remuneration.c.amount)
-                           .where(t.dmfa_remuneration.c.code == "001")).all()
+        o = t.dmfa_occupation
+        remuns = [(r.declaration_id, amount) for r in c.execute(select(o))
+                  for code, amount in zip(r.remuneration_codes, r.remuneration_amounts) if code == "001"]
     first, second = rows[original.outcome.declaration_id], rows[replacement.outcome.declaration_id]
     assert (first.is_current, first.replaced_by_declaration_id) == (False, second.declaration_id)
     assert (second.is_current, second.replaces_declaration_id) == (True, first.declaration_id)

@@ -1,12 +1,15 @@
 """store_dmfa (one head statement and COPY text on PostgreSQL, multi-row INSERTs on SQLite, since dmfa-cpu)
-stores exactly the rows the previous implementation stored, on both stores: the same DmfA is stored by the
-oracle below (the previous code, verbatim but for its names) and by store_dmfa, and every dmfa_* row and the
-persons compare equal, whatever the text values carry (COPY's own separators and escapes included)."""
+stores exactly the rows a plain implementation stores, on both stores: the same DmfA is stored by the oracle
+below (the code before dmfa-cpu, verbatim but for its names; since migration 0008 its rows carry the repeating
+groups as lists, which psycopg's write_row writes as arrays and json.dumps as SQLite's JSON arrays) and by
+store_dmfa, and every dmfa_* row and the persons compare equal, whatever the text values carry (COPY's and the
+arrays' own separators, quotes and escapes included)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import sqlite3
 
 import pytest
@@ -37,26 +40,22 @@ def oracle_store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, s
         declaration_id=declaration_id, scope=scope, employer_noss=dmfa.employer.noss, quarter=dmfa.quarter.code,
         declaration_type=dmfa.declaration_type, replaces_declaration_id=dmfa.replaces, is_current=True,
         net_owed_amount=dmfa.net_owed_amount))
-    persons, records, occupations, services, remuns, contributions = [], [], [], [], [], []
+    persons, records, occupations = [], [], []
     for person in dmfa.persons:
         p_nbr = person.sequence
         persons.append((declaration_id, p_nbr, person.inss))
         for record_nbr, record in enumerate(person.worker_records, 1):
-            records.append((declaration_id, p_nbr, record_nbr, record.worker_code))
+            cs = record.contributions
+            records.append((declaration_id, p_nbr, record_nbr, record.worker_code, [c.code for c in cs],
+                            [c.base for c in cs], [c.amount for c in cs]))
             for o in record.occupations:
-                o_nbr = o.sequence
-                occupations.append((declaration_id, p_nbr, record_nbr, o_nbr, o.starting_date, o.ending_date,
+                ss, rs = o.services, o.remuns
+                occupations.append((declaration_id, p_nbr, record_nbr, o.sequence, o.starting_date, o.ending_date,
                                     o.joint_commission, o.working_days_system, o.mean_working_hours,
-                                    o.ref_mean_working_hours))
-                services += [(declaration_id, p_nbr, record_nbr, o_nbr, i, s.code, s.days, s.hours)
-                             for i, s in enumerate(o.services, 1)]
-                remuns += [(declaration_id, p_nbr, record_nbr, o_nbr, i, r.code, r.amount)
-                           for i, r in enumerate(o.remuns, 1)]
-            contributions += [(declaration_id, p_nbr, record_nbr, i, c.code, c.base, c.amount)
-                              for i, c in enumerate(record.contributions, 1)]
+                                    o.ref_mean_working_hours, [s.code for s in ss], [s.days for s in ss],
+                                    [s.hours for s in ss], [r.code for r in rs], [r.amount for r in rs]))
     for table, rows in ((t.dmfa_person, persons), (t.dmfa_worker_record, records),
-                        (t.dmfa_occupation, occupations), (t.dmfa_service, services),
-                        (t.dmfa_remuneration, remuns), (t.dmfa_contribution, contributions)):
+                        (t.dmfa_occupation, occupations)):
         _bulk_insert(connection, table, rows)
 
 
@@ -66,8 +65,8 @@ def _bulk_insert(connection: Connection, table, rows: list[tuple]) -> None:
     columns = facts._DMFA_COLUMNS[table.name]
     names = ", ".join(columns)
     if is_sqlite(connection):
-        rows = [tuple(v.isoformat() if isinstance(v, dt.date) else v for v in row) for row in rows] \
-            if table is t.dmfa_occupation else rows
+        rows = [tuple(v.isoformat() if isinstance(v, dt.date) else json.dumps(v) if isinstance(v, list) else v
+                      for v in row) for row in rows]
         marks = ", ".join("?" * len(columns))
         connection.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
         return
@@ -129,8 +128,7 @@ def _dmfa(workers: int, *, declaration_type: str = "ORIGINAL", replaces: int | N
     return dataclasses.replace(dmfa, persons=tuple(persons))
 
 
-_CHILDREN = (t.dmfa_person, t.dmfa_worker_record, t.dmfa_occupation, t.dmfa_service, t.dmfa_remuneration,
-             t.dmfa_contribution)
+_CHILDREN = (t.dmfa_person, t.dmfa_worker_record, t.dmfa_occupation)
 
 
 def _stored(connection: Connection, declaration_id: int, replaced: int) -> dict:
@@ -201,7 +199,8 @@ def test_same_rows_as_before_for_1000_workers(app):
 
 def test_same_rows_as_before_with_what_copy_text_escapes(app):
     # (Codes are VARCHAR(3) on PostgreSQL: short values.)
-    for odd in ("a\tb", "x\\N", "\\N", "l\nf", "c\rr", "b\\s", ",", "é€", "\t"):
+    for odd in ("a\tb", "x\\N", "\\N", "l\nf", "c\rr", "b\\s", ",", "é€", "\t", '"', 'a"b', "{}", "a,b", " x ",
+                "NUL", "", "\\"):
         _compare(app, lambda before, odd=odd: _dmfa(6, odd_text=odd))
 
 
