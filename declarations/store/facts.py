@@ -261,7 +261,8 @@ def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: s
                rows: DmfaRows | DmfaValues | None = None) -> None:
     """Insert an accepted DmfA with all its children: one bulk write per table.
 
-    A DmfA of 1,000 workers is some 7,000 child rows. On PostgreSQL the workers (in ``person``), the
+    A DmfA of 1,000 workers is some 3,000 child rows (a person, a worker record and an occupation each; the
+    services, remunerations and contributions in their parent's row since migration 0008). On PostgreSQL the workers (in ``person``), the
     replaced DmfA and the new ``dmfa`` row are one statement, then each child table is one COPY whose
     rows are written as COPY text in one piece (one round trip per table, parsed by the server in bulk:
     per-row executemany was the largest single cost of a batch; ``write_row`` per row then cost a third
@@ -326,7 +327,7 @@ _DMFA_COLUMNS = {
                         "ref_mean_working_hours", "service_codes", "service_days", "service_hours",
                         "remuneration_codes", "remuneration_amounts"),
 }
-# Parents before children (foreign keys).
+# Parents before children.
 _DMFA_TABLES = (t.dmfa_person, t.dmfa_worker_record, t.dmfa_occupation)
 for _table in _DMFA_TABLES:  # the names are ours, but never let a typo reach SQL text silently
     for _name in _DMFA_COLUMNS[_table.name]:
@@ -338,7 +339,7 @@ def _dmfa_values(dmfa: DmfA, *, iso_dates: bool, arrays=list) -> list[list]:
     _DMFA_COLUMNS order but without the declaration id (put in by the statement, or in front of each row);
     dates as ISO text when ``iso_dates`` (as SQLAlchemy's Date type stores them on SQLite, not via sqlite3's
     deprecated default adapter); each repeating group's values as ``arrays`` makes them of a list (as they are:
-    psycopg writes a list as an array; ``json.dumps``: SQLite's JSON text)."""
+    psycopg writes a list as an array; ``_json_array``: SQLite's JSON text)."""
     persons, records, occupations = [], [], []
     for person in dmfa.persons:
         p_nbr = person.sequence
@@ -367,9 +368,10 @@ _json_string = json.encoder.encode_basestring_ascii
 
 
 def _json_array(values: list) -> str:
-    """A repeating group's values as the JSON array SQLite keeps (``json.loads`` gives ``values`` back)."""
-    return "[" + ",".join([_json_string(v) if v.__class__ is str else "null" if v is None else str(v)
-                           for v in values]) + "]"
+    """A repeating group's values as the JSON array SQLite keeps (``json.loads`` gives ``values`` back): the
+    decoder's str, int and None written here, anything else by json.dumps."""
+    return "[" + ",".join([_json_string(v) if v.__class__ is str else str(v) if v.__class__ is int
+                           else "null" if v is None else json.dumps(v) for v in values]) + "]"
 
 
 def _sqlite_values(dmfa: DmfA) -> list[list]:

@@ -201,7 +201,7 @@ def _dmfa_key(*names: str) -> list[Column]:
     return [Column("declaration_id", Id, primary_key=True)] + [Column(n, Integer, primary_key=True) for n in names]
 
 
-# A worker record's contributions: element i of each array is its Contribution i + 1.
+# A worker record's contributions: the n-th element of each array (PostgreSQL's [n]) is its n-th Contribution.
 dmfa_worker_record = Table(
     "dmfa_worker_record", metadata, *_dmfa_key("person_nbr", "record_nbr"),
     Column("worker_code", String(3), nullable=False),
@@ -210,8 +210,8 @@ dmfa_worker_record = Table(
     Column("contribution_amounts", values_of(BigInteger), nullable=False),
 )
 
-# An occupation's services and remunerations: element i of each array is its Service (Remun) i + 1; a
-# service without ServiceNbrHours has a NULL (null) there.
+# An occupation's services and remunerations: the n-th element of each array (PostgreSQL's [n]) is its n-th
+# Service (Remun); a service without ServiceNbrHours has a NULL (JSON null) there.
 dmfa_occupation = Table(
     "dmfa_occupation", metadata, *_dmfa_key("person_nbr", "record_nbr", "occupation_nbr"),
     Column("starting_date", Date, nullable=False),

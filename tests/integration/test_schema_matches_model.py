@@ -122,7 +122,13 @@ def test_0008_moves_a_dmfas_repeating_groups_into_their_parents_and_back(app):
         assert "service_codes" not in {col["name"] for col in _columns(c, "dmfa_occupation")}
     schema.upgrade(app.engine)
     assert parents() == stored
-
+    arrays = {t.dmfa_worker_record: ("contribution_codes", "contribution_bases", "contribution_amounts"),
+              t.dmfa_occupation: ("service_codes", "service_days", "service_hours", "remuneration_codes",
+                                  "remuneration_amounts")}
+    with app.engine.connect() as c:  # the engine writes every array: no default left behind (as tables.py says)
+        for table, names in arrays.items():
+            defaults = {col["name"]: col["default"] for col in _columns(c, table.name)}
+            assert [defaults[name] for name in names] == [None] * len(names), table.name
 
 def _columns(connection, table: str) -> list[dict]:
     from sqlalchemy import inspect

@@ -47,27 +47,49 @@ def _is_sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
 
 
+def _parents() -> dict[str, list]:
+    """Each parent table with its groups (an occupation has two), in _GROUPS order."""
+    parents: dict[str, list] = {}
+    for group in _GROUPS:
+        parents.setdefault(group[1], []).append(group)
+    return parents
+
+
 def upgrade() -> None:
     sqlite = _is_sqlite()
-    for child, parent, key, columns in _GROUPS:
+    for parent, groups in _parents().items():
         # Every existing parent row gets empty arrays first (a parent without children keeps them), then its
         # children's values; the default is dropped again: the engine always writes the arrays.
-        for _, column, item_type in columns:
-            op.add_column(parent, sa.Column(column, _array(item_type), nullable=False,
-                                            server_default=sa.text("'[]'" if sqlite else "'{}'")))
+        for _, _, _, columns in groups:
+            for _, column, item_type in columns:
+                op.add_column(parent, sa.Column(column, _array(item_type), nullable=False,
+                                                server_default=sa.text("'[]'" if sqlite else "'{}'")))
         if sqlite:
-            _fill_parents_sqlite(child, parent, key, columns)
+            for child, _, key, columns in groups:
+                _fill_parents_sqlite(child, parent, key, columns)
         else:
-            keys = ", ".join(key)
-            arrays = ", ".join(p for _, p, _ in columns)
-            aggregates = ", ".join(f"array_agg({c} ORDER BY position) AS {p}" for c, p, _ in columns)
-            op.execute(f"UPDATE {parent} p SET ({arrays}) = ({', '.join(f'c.{p}' for _, p, _ in columns)}) "
-                       f"FROM (SELECT {keys}, {aggregates} FROM {child} GROUP BY {keys}) c "
-                       f"WHERE {' AND '.join(f'p.{k} = c.{k}' for k in key)}")
+            _fill_parents_postgresql(parent, groups)
         with op.batch_alter_table(parent) as batch:
-            for _, column, _ in columns:
-                batch.alter_column(column, server_default=None)
-        op.drop_table(child)
+            for _, _, _, columns in groups:
+                for _, column, _ in columns:
+                    batch.alter_column(column, server_default=None)
+        for child, _, _, _ in groups:
+            op.drop_table(child)
+
+
+def _fill_parents_postgresql(parent: str, groups: list) -> None:
+    """One UPDATE per parent table (each of its rows rewritten once, however many groups it takes): each
+    group's arrays aggregated in position order, joined to the parent rows by their key."""
+    key = groups[0][2]
+    assignments, joins, found = [], [], []
+    for n, (child, _, _, columns) in enumerate(groups):
+        aggregates = ", ".join(f"array_agg({c} ORDER BY position) AS {p}" for c, p, _ in columns)
+        joins.append(f"LEFT JOIN (SELECT {', '.join(key)}, {aggregates} FROM {child} GROUP BY {', '.join(key)}) g{n} "
+                     f"ON {' AND '.join(f'g{n}.{k} = k.{k}' for k in key)}")
+        assignments += [f"{p} = COALESCE(g{n}.{p}, '{{}}')" for _, p, _ in columns]
+        found.append(f"g{n}.{key[0]} IS NOT NULL")
+    op.execute(f"UPDATE {parent} p SET {', '.join(assignments)} FROM {parent} k {' '.join(joins)} "
+               f"WHERE {' AND '.join(f'p.{k} = k.{k}' for k in key)} AND ({' OR '.join(found)})")
 
 
 def _fill_parents_sqlite(child: str, parent: str, key: tuple, columns: tuple) -> None:
@@ -80,12 +102,13 @@ def _fill_parents_sqlite(child: str, parent: str, key: tuple, columns: tuple) ->
         values = groups.setdefault(tuple(row[:len(key)]), [[] for _ in names])
         for i, value in enumerate(row[len(key):]):
             values[i].append(value)
+    if not groups:
+        return
     assignments = ", ".join(f"{p} = :{p}" for _, p, _ in columns)
     where = " AND ".join(f"{k} = :{k}" for k in key)
-    statement = sa.text(f"UPDATE {parent} SET {assignments} WHERE {where}")
-    for group_key, values in groups.items():
-        bind.execute(statement, {**dict(zip(key, group_key)),
-                                 **{p: json.dumps(v) for (_, p, _), v in zip(columns, values)}})
+    bind.execute(sa.text(f"UPDATE {parent} SET {assignments} WHERE {where}"), [
+        {**dict(zip(key, group_key)), **{p: json.dumps(v) for (_, p, _), v in zip(columns, values)}}
+        for group_key, values in groups.items()])
 
 
 def downgrade() -> None:
