@@ -49,3 +49,38 @@ def _write_a_person(engine, written: threading.Event) -> None:
     with engine.begin() as other:
         other.execute(t.person.insert().values(inss="00000000097"))
     written.set()
+
+
+def test_a_worker_forked_after_the_statements_were_compiled_compiles_none_of_them(app):
+    """batch_items._compile_before_forking, before the workers are forked: the warm-up's statements are
+    compiled once, in the forking process (and only once per engine); a process forked afterwards inherits
+    them, and its own warm-up, on its own connection, compiles nothing more."""
+    import os
+
+    from sqlalchemy import event
+
+    from declarations.services import batch_items
+
+    batch_items._compile_before_forking(app.engine)
+    compiled = len(app.engine._compiled_cache)
+    assert compiled > 0
+    checkouts = []
+    event.listen(app.engine, "checkout", lambda *_: checkouts.append(1))
+    batch_items._compile_before_forking(app.engine)
+    assert checkouts == []  # once per engine
+    app.engine.dispose()  # as start_workers does: no connection crosses the fork
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            app.engine.dispose(close=False)
+            with app.engine.connect() as connection:
+                warm_up(connection)
+            os.write(write, str(len(app.engine._compiled_cache)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    with os.fdopen(read) as answer:
+        assert answer.read() == str(compiled)
