@@ -355,21 +355,29 @@ class Inbox:
             limit = self.settings.max_batch_bytes
             if size > limit:
                 raise FileRefused(f"the file is {size} bytes, larger than the limit of {limit} bytes", code="B007")
-            header, count = self._scan(row, archived, spool, pool, workers, head)
-            with self.app.engine.connect() as connection:
-                known = DirectoryReader(connection).sender_exists(header.sender_id)
-            if not known:
+            # What the header asks of the store (B004, B005) and the ack's signature, as soon as the quick way
+            # has cut the whole file: the batch process would only wait for the workers' last checks meanwhile.
+            early: dict[str, _HeaderChecks] = {}
+
+            def cut(cut_header: BatchHeader, entries) -> None:
+                if head is not None:
+                    head.start(cut_header, entries)  # first: the workers examine while the rest is done here
+                early["checks"] = self._header_checks(cut_header, file_name, sha, received_at)
+
+            header, count = self._scan(row, archived, spool, pool, workers, head, cut)
+            checks = early.get("checks")
+            if checks is None or checks.header != header:  # the careful way read the file
+                checks = self._header_checks(header, file_name, sha, received_at)
+            if not checks.sender_known:
                 raise FileRefused(f"sender {header.sender_id} is not in the directory", code="B004")
             if count != header.item_count:
                 raise FileRefused(f"the file holds {count} declarations, not ItemCount {header.item_count}",
                                   code="B006")
-            with self.app.engine.connect() as connection:
-                other = batches.find_by_batch_id(connection, header.sender_id, header.batch_id)
+            other = checks.same_batch_id
             if other is not None and other.id != row.id:
                 raise FileRefused(f"BatchId {header.batch_id} was already used by sender {header.sender_id} for "
                                   f"a file with SHA-256 {other.file_sha256}", code="B005")
-            ack = self._sign(batch_xml.ack_element(batch_id=header.batch_id, file_name=file_name, file_sha256=sha,
-                                                   received_at=received_at))
+            ack = checks.ack
             settling.wait()  # the ack says the file is archived
             try:
                 with self.app.engine.begin() as connection:
@@ -398,10 +406,22 @@ class Inbox:
             refusal.batch_id = batch_id
             return refusal
 
-    def _scan(self, row, archived: Path, spool: Spool, pool, workers: int,
-              head: HeadStart | None) -> tuple[BatchHeader, int]:
+    def _header_checks(self, header: BatchHeader, file_name: str, sha: str, received_at) -> "_HeaderChecks":
+        """What the first pass asks the store about the header, in one connection (whether the sender is in the
+        directory, B004; another file with its BatchId, B005), and the ack it answers with if the file is
+        taken. Only read and signed here: the first pass raises, in its order, once the whole file is read."""
+        with self.app.engine.connect() as connection:
+            known = DirectoryReader(connection).sender_exists(header.sender_id)
+            other = batches.find_by_batch_id(connection, header.sender_id, header.batch_id) if known else None
+        ack = self._sign(batch_xml.ack_element(batch_id=header.batch_id, file_name=file_name, file_sha256=sha,
+                                               received_at=received_at))
+        return _HeaderChecks(header, known, other, ack)
+
+    def _scan(self, row, archived: Path, spool: Spool, pool, workers: int, head: HeadStart | None,
+              on_cut: Callable[[BatchHeader, Iterator], None]) -> tuple[BatchHeader, int]:
         """The file read whole (batch_scan.py): the quick way when there are worker processes to help,
-        the careful way when there are none or the quick way stops."""
+        the careful way when there are none or the quick way stops. ``on_cut``: the quick way has cut the whole
+        file (scan_quickly)."""
         beat = time.monotonic()
 
         def keep_alive() -> None:  # a long file: keep the claim alive
@@ -415,8 +435,7 @@ class Inbox:
         limit = self.settings.max_batch_bytes
         scanned = None
         if pool is not None:
-            scanned = scan_quickly(archived, limit, spool, pool, workers, keep_alive,
-                                   on_cut=None if head is None else head.start)
+            scanned = scan_quickly(archived, limit, spool, pool, workers, keep_alive, on_cut=on_cut)
         if scanned is None:
             if head is not None:
                 head.discard()  # read from a spool the careful way writes anew
@@ -580,6 +599,15 @@ def _drop_stale_uploads(archive: Path) -> None:
     for stale in archive.glob(".upload.*.tmp.xml*"):
         owner = stale.name[len(".upload."):].partition(".tmp.xml")[0].rpartition(".")[0]  # less <random>
         remove_if_stale(stale, owner, _owner_is_gone)
+
+
+@dataclass(frozen=True)
+class _HeaderChecks:
+    """Inbox._header_checks: what the store says about a header, and the ack if the file is taken."""
+    header: BatchHeader
+    sender_known: bool
+    same_batch_id: batches.BatchRow | None
+    ack: bytes
 
 
 class _Settling:

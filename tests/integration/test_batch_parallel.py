@@ -186,6 +186,37 @@ def test_a_file_refused_after_its_head_start_stores_nothing(box, head_starts):
     assert summary.outcome == "DONE" and summary.counts["refused"] == 5
 
 
+@pytest.mark.parametrize("box", [1, 2], indirect=True, ids=["in-process", "two-workers"])
+def test_the_header_s_refusals_come_in_their_order_either_way(box):
+    """On workers, what the header asks of the store (the sender, B004; its BatchId, B005) is read, and the ack
+    signed, as soon as the quick way has cut the file (Inbox._header_checks), before the workers' last checks
+    are in: the refusals still come in the contract's order (B002, B004, B006, B005), as in one process."""
+    signed, _expected = items(gen.signer_2001())
+
+    def refused(name: str, data: bytes) -> str:
+        gen.put(box.settings.inbox, name, data)
+        [summary] = process_inbox_once(box)
+        assert summary.outcome == "FILE_REFUSED", summary
+        return summary.code
+
+    stranger = gen.batch_bytes(batch_id="B-x", items=signed).replace(b"<SenderId>2001</SenderId>",
+                                                                      b"<SenderId>4242</SenderId>", 1)
+    assert refused("stranger", stranger) == "B004"
+    assert refused("stranger-miscounted", stranger.replace(b"<ItemCount>10</ItemCount>",
+                                                           b"<ItemCount>11</ItemCount>")) == "B004"
+    last = stranger.rindex(b"<JointCommissionNbr>302<")
+    assert refused("stranger-broken", stranger[:last] + b"<JointCommissionNbr>3&02<"
+                   + stranger[last + len(b"<JointCommissionNbr>302<"):]) == "B002"
+    gen.put(box.settings.inbox, "first", gen.batch_bytes(batch_id="B-once", items=signed[:1]))
+    assert [s.outcome for s in process_inbox_once(box)] == ["DONE"]
+    again = gen.batch_bytes(batch_id="B-once", items=signed)
+    assert refused("again", again) == "B005"
+    assert refused("again-miscounted", again.replace(b"<ItemCount>10</ItemCount>", b"<ItemCount>9</ItemCount>")) \
+        == "B006"
+    with box.engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 1
+
+
 def test_an_item_is_recorded_only_by_the_batch_s_owner(app):
     """batches.record_item (one statement on PostgreSQL, two on SQLite): the position, one more item
     counted, the lease extended, for the owner of the batch; for anyone else False with nothing counted,
