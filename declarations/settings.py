@@ -7,6 +7,7 @@ SettingsError, which the command line turns into exit code 2.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ class Settings:
     fixed_now: dt.datetime | None = None
     batch_workers: int = 1
     batch_parallel_min_bytes: int = 4 * MiB
+    batch_lease_seconds: float = 60.0    # a claimed batch file's lease, extended as it goes (docs/batch.md)
+    inbox_poll_seconds: float = 2.0      # serve's inbox pass
     _clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.timezone.utc), repr=False, compare=False)
 
     @property
@@ -64,6 +67,8 @@ class Settings:
             fixed_now=_now(env.get("DECLARATIONS_NOW")),
             batch_workers=_count(env, "DECLARATIONS_BATCH_WORKERS", os.cpu_count() or 1),
             batch_parallel_min_bytes=_size(env, "DECLARATIONS_BATCH_PARALLEL_MIN_BYTES", 4 * MiB, zero=True),
+            batch_lease_seconds=_seconds(env, "DECLARATIONS_BATCH_LEASE_SECONDS", 60.0),
+            inbox_poll_seconds=_seconds(env, "DECLARATIONS_INBOX_POLL_SECONDS", 2.0),
         )
 
 
@@ -92,6 +97,19 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise SettingsError(f"{name} must be a whole number, 1 or more, not {value!r}")
     return int(value)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise SettingsError(f"{name} must be a positive number of seconds, not {value!r}")
+    return seconds
 
 
 def _now(value: str | None) -> dt.datetime | None:

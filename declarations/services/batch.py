@@ -63,8 +63,8 @@ log = logging.getLogger("declarations.batch")
 
 NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _CHUNK = 1024 * 1024
-LEASE_SECONDS = float(os.environ.get("DECLARATIONS_BATCH_LEASE_SECONDS") or 60)
-HEARTBEAT_SECONDS = LEASE_SECONDS / 4
+# The first pass extends its claim's lease every quarter of the lease (Settings.batch_lease_seconds).
+HEARTBEATS_PER_LEASE = 4
 
 
 def name_problem(name: str) -> str | None:
@@ -241,7 +241,8 @@ class Inbox:
               size: int, settling: "_Settling", begin: float) -> Summary:
         archived = settling.path  # being settled: readable now, under its final name once settled
         claim = batches.claim(self.app.engine, file_sha256=sha, file_name=file_name, owner=self.owner,
-                              now=time.time(), lease_seconds=LEASE_SECONDS, owner_is_gone=_owner_is_gone)
+                              now=time.time(), lease_seconds=self.settings.batch_lease_seconds,
+                              owner_is_gone=_owner_is_gone)
         summary = Summary(file_name, "BUSY", file_sha256=sha)
         if claim.decision == "BUSY":
             return summary
@@ -422,14 +423,14 @@ class Inbox:
         """The file read whole (batch_scan.py): the quick way when there are worker processes to help,
         the careful way when there are none or the quick way stops. ``on_cut``: the quick way has cut the whole
         file (scan_quickly)."""
-        beat = time.monotonic()
+        beat, lease = time.monotonic(), self.settings.batch_lease_seconds
 
         def keep_alive() -> None:  # a long file: keep the claim alive
             nonlocal beat
-            if time.monotonic() - beat > HEARTBEAT_SECONDS:
+            if time.monotonic() - beat > lease / HEARTBEATS_PER_LEASE:
                 beat = time.monotonic()
                 with self.app.engine.begin() as connection:
-                    if not batches.heartbeat(connection, row.id, self.owner, time.time() + LEASE_SECONDS):
+                    if not batches.heartbeat(connection, row.id, self.owner, time.time() + lease):
                         raise LeaseLost()
 
         limit = self.settings.max_batch_bytes
@@ -483,7 +484,7 @@ class Inbox:
 
     def _job(self, row, header: BatchHeader) -> BatchJob:
         return BatchJob(batch_pk=row.id, owner=self.owner, sender_id=header.sender_id, batch_id=header.batch_id,
-                        max_item_bytes=self.settings.max_item_bytes, lease_seconds=LEASE_SECONDS)
+                        max_item_bytes=self.settings.max_item_bytes, lease_seconds=self.settings.batch_lease_seconds)
 
     def _declarations(self, archived: Path, spool: Spool) -> Iterator[bytes | Spooled]:
         """Each declaration, in file order: where it is in the first pass's spool, or its bytes from the

@@ -126,6 +126,10 @@ def test_a_bad_directory_is_refused_whole(home, tmp_path):
     (("submit", "x.xml"), {"DECLARATIONS_NOW": "2025-11-15T10:00:00"}),
     (("batch", "run"), {"DECLARATIONS_BATCH_WORKERS": "0"}),
     (("batch", "run"), {"DECLARATIONS_BATCH_PARALLEL_MIN_BYTES": "-1"}),
+    (("batch", "run"), {"DECLARATIONS_BATCH_LEASE_SECONDS": "abc"}),  # was read at import: exit 70 until session 9
+    (("batch", "run"), {"DECLARATIONS_BATCH_LEASE_SECONDS": "0"}),
+    (("serve",), {"DECLARATIONS_INBOX_POLL_SECONDS": "-2"}),  # was logged, and 2 s used
+    (("serve",), {"DECLARATIONS_INBOX_POLL_SECONDS": "nan"}),
     (("frobnicate",), {}),
 ])
 def test_usage_errors_exit_2_and_say_why(home, args, env):

@@ -9,7 +9,6 @@ same inbox over one database: each file is claimed by exactly one.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from declarations.bootstrap import App
@@ -18,25 +17,11 @@ from declarations.services.batch_items import BatchWorkers
 from declarations.settings import Settings
 
 log = logging.getLogger("declarations.batch.watch")
-DEFAULT_POLL_SECONDS = 2.0
-
-
-def poll_seconds() -> float:
-    value = os.environ.get("DECLARATIONS_INBOX_POLL_SECONDS")
-    try:
-        seconds = float(value) if value else DEFAULT_POLL_SECONDS
-    except ValueError:
-        seconds = -1
-    if seconds <= 0:
-        log.warning("DECLARATIONS_INBOX_POLL_SECONDS=%r is not a positive number: using %s s", value,
-                    DEFAULT_POLL_SECONDS)
-        return DEFAULT_POLL_SECONDS
-    return seconds
 
 
 def watch_inbox(settings: Settings, stop: threading.Event) -> None:
     app = App(settings)
-    interval = poll_seconds()
+    interval = settings.inbox_poll_seconds
     # The batch worker processes start with the watcher and are kept from one file to the next (a new pool
     # after a file that did not end cleanly): a file finds them forked, connected and warm.
     workers = BatchWorkers(app, keep=True)
