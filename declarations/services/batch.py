@@ -348,6 +348,7 @@ class Inbox:
                     head: HeadStart | None) -> BatchHeader | FileRefused:
         sha = row.file_sha256
         header: BatchHeader | None = None
+        keep_alive = self._lease_keeper(row)
         try:
             expected = go_text.decode("ascii", "replace").removesuffix("\n")  # "optionally followed by a newline"
             if expected != sha:
@@ -365,7 +366,7 @@ class Inbox:
                     head.start(cut_header, entries)  # first: the workers examine while the rest is done here
                 early["checks"] = self._header_checks(cut_header, file_name, sha, received_at)
 
-            header, count = self._scan(row, archived, spool, pool, workers, head, cut)
+            header, count = self._scan(row, archived, spool, pool, workers, head, cut, keep_alive)
             checks = early.get("checks")
             if checks is None or checks.header != header:  # the careful way read the file
                 checks = self._header_checks(header, file_name, sha, received_at)
@@ -379,7 +380,7 @@ class Inbox:
                 raise FileRefused(f"BatchId {header.batch_id} was already used by sender {header.sender_id} for "
                                   f"a file with SHA-256 {other.file_sha256}", code="B005")
             ack = checks.ack
-            settling.wait()  # the ack says the file is archived
+            settling.wait(keep_alive)  # the ack says the file is archived
             try:
                 with self.app.engine.begin() as connection:
                     if not batches.mark_received(connection, row.id, self.owner, sender_id=header.sender_id,
@@ -398,7 +399,7 @@ class Inbox:
             ack = self._sign(batch_xml.ack_element(batch_id=batch_id, file_name=file_name, file_sha256=sha,
                                                    received_at=received_at, code=refusal.code,
                                                    message=refusal.message))
-            settling.wait()
+            settling.wait(keep_alive)
             with self.app.engine.begin() as connection:
                 if not batches.mark_refused(connection, row.id, self.owner, code=refusal.code,
                                             received_at=received_at, ack=ack):
@@ -418,21 +419,26 @@ class Inbox:
                                                received_at=received_at))
         return _HeaderChecks(header, known, other, ack)
 
-    def _scan(self, row, archived: Path, spool: Spool, pool, workers: int, head: HeadStart | None,
-              on_cut: Callable[[BatchHeader, Iterator], None]) -> tuple[BatchHeader, int]:
-        """The file read whole (batch_scan.py): the quick way when there are worker processes to help,
-        the careful way when there are none or the quick way stops. ``on_cut``: the quick way has cut the whole
-        file (scan_quickly)."""
+    def _lease_keeper(self, row) -> Callable[[], None]:
+        """For the first pass, which writes nothing for a while: called often, it extends the claim's lease every
+        quarter of it (raises LeaseLost if another process took the file meanwhile)."""
         beat, lease = time.monotonic(), self.settings.batch_lease_seconds
 
-        def keep_alive() -> None:  # a long file: keep the claim alive
+        def keep_alive() -> None:
             nonlocal beat
             if time.monotonic() - beat > lease / HEARTBEATS_PER_LEASE:
                 beat = time.monotonic()
                 with self.app.engine.begin() as connection:
                     if not batches.heartbeat(connection, row.id, self.owner, time.time() + lease):
                         raise LeaseLost()
+        return keep_alive
 
+    def _scan(self, row, archived: Path, spool: Spool, pool, workers: int, head: HeadStart | None,
+              on_cut: Callable[[BatchHeader, Iterator], None],
+              keep_alive: Callable[[], None]) -> tuple[BatchHeader, int]:
+        """The file read whole (batch_scan.py): the quick way when there are worker processes to help,
+        the careful way when there are none or the quick way stops. ``on_cut``: the quick way has cut the whole
+        file (scan_quickly)."""
         limit = self.settings.max_batch_bytes
         scanned = None
         if pool is not None:
@@ -611,6 +617,9 @@ class _HeaderChecks:
     ack: bytes
 
 
+_SETTLING_BEAT_SECONDS = 1.0
+
+
 class _Settling:
     """An upload's archived copy made durable (fsync) and given its SHA-256 name in a thread, while the file
     is claimed and read: the fsync of a 34 MB file took 10-90 ms here, and it was the first thing on every
@@ -642,9 +651,14 @@ class _Settling:
         except BaseException as error:  # noqa: BLE001 -- raised by wait(), in the batch's own thread
             self._error = error
 
-    def wait(self) -> Path:
-        """The archived copy's final name, once the copy is durable; the aside name is gone then."""
-        self._thread.join()
+    def wait(self, keep_alive: Callable[[], None] | None = None) -> Path:
+        """The archived copy's final name, once the copy is durable; the aside name is gone then.
+        ``keep_alive`` is called every second meanwhile (the first pass's: a slow fsync of a large file must
+        not let the claim's lease run out)."""
+        while self._thread.is_alive():
+            self._thread.join(_SETTLING_BEAT_SECONDS)
+            if keep_alive is not None and self._thread.is_alive():
+                keep_alive()
         if not self._synced:
             raise self._error or RuntimeError(f"{self.path} was not made durable")
         if self.path.exists():

@@ -70,3 +70,60 @@ def test_aside_copies_left_by_dead_processes_are_removed(tmp_path: Path):
     os.utime(tmp_path / names["elsewhere-old"], (old, old))
     _drop_stale_uploads(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["alive"], names["elsewhere"], "f00d.xml"])
+
+
+def test_waiting_for_a_slow_fsync_keeps_the_claim_alive(tmp_path: Path, monkeypatch):
+    """The first pass waits for the archived copy before its ack: while a slow fsync runs (a large file on a
+    busy disk), wait() calls the first pass's keep_alive every second, which extends the lease."""
+    import os
+    import threading
+
+    from declarations.services import batch
+
+    release = threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(descriptor):
+        release.wait(10)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    monkeypatch.setattr(batch, "_SETTLING_BEAT_SECONDS", 0.01)
+    aside, final = tmp_path / ".upload.1.ab.tmp.xml", tmp_path / "f00d.xml"
+    aside.write_bytes(b"<Batch/>")
+    settling = _Settling(aside, final)
+    beats = []
+
+    def keep_alive():
+        beats.append(1)
+        if len(beats) == 5:
+            release.set()
+
+    assert settling.wait(keep_alive) == final
+    assert len(beats) >= 5 and final.read_bytes() == b"<Batch/>"
+    assert settling.wait(keep_alive) == final and len(beats) == 5  # settled: no more beats
+
+
+def test_a_lease_lost_while_waiting_is_raised(tmp_path: Path, monkeypatch):
+    import os
+    import threading
+
+    from declarations.services import batch
+    from declarations.services.batch_items import LeaseLost
+
+    release = threading.Event()
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda descriptor: (release.wait(10), real_fsync(descriptor)))
+    monkeypatch.setattr(batch, "_SETTLING_BEAT_SECONDS", 0.01)
+    aside, final = tmp_path / ".upload.1.ab.tmp.xml", tmp_path / "f00d.xml"
+    aside.write_bytes(b"<Batch/>")
+    settling = _Settling(aside, final)
+
+    def lost():
+        raise LeaseLost()
+
+    with pytest.raises(LeaseLost):
+        settling.wait(lost)
+    release.set()
+    settling.join()  # the way out of the batch: settled all the same
+    assert final.read_bytes() == b"<Batch/>"
