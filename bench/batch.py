@@ -367,6 +367,8 @@ def _child(home: str, url: str, profile: str | None = None, kept: bool = False) 
     if kept:  # serve's watcher starts them; the file comes later (their start-up is not the file's)
         workers.start(app.settings.batch_workers)
         time.sleep(0.5)  # forked, connected and warm
+    elif app.settings.batch_workers > 1:
+        workers.prepare()  # as `batch run` does at its start (channels/batch/commands.py)
     with app.engine.connect():  # (after the fork, which empties this process's pool)
         pass
     profiler = None
@@ -381,6 +383,10 @@ def _child(home: str, url: str, profile: str | None = None, kept: bool = False) 
     summaries = process_inbox_once(app, workers=workers)
     seconds = time.perf_counter() - begin
     rss = peak.stop()
+    if not kept:  # batch run's workers exit on their own once the file is done: their CPU counts once they have
+        deadline = time.monotonic() + 10
+        while _descendants(os.getpid()) and time.monotonic() < deadline:
+            time.sleep(0.01)
     after = os.times()
     # Kept workers are alive still: their CPU is read from /proc (a worker's CPU reaches os.times() only
     # once it has exited and been waited for).

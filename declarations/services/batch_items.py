@@ -398,6 +398,11 @@ class BatchWorkers:
         """The pool waiting for the next file, if any."""
         return self._kept
 
+    def prepare(self) -> None:
+        """Load now what every worker shares with this process through the fork (``prepare_to_fork``): for
+        ``batch run``, at its start, with the rest of its start-up, rather than when a file needs workers."""
+        prepare_to_fork(self._app)
+
     def start(self, workers: int) -> None:
         """Have ``workers`` processes ready for the next file (kept ones only; nothing for 1 or fewer)."""
         if self._keep and workers > 1:
@@ -415,6 +420,10 @@ class BatchWorkers:
         if self._keep and clean:
             pool.turns.close()
             self._kept = pool
+        elif clean:
+            # Nothing in flight, the file's answers are out: the workers are told to stop and exit on their
+            # own (the executor's thread collects them); the caller does not wait ~10 ms for them to go.
+            pool.shutdown(wait=False)
         else:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -422,6 +431,15 @@ class BatchWorkers:
         if self._kept is not None:
             self._kept.shutdown(wait=True, cancel_futures=True)
             self._kept = None
+
+
+def prepare_to_fork(app) -> None:
+    """What the workers share with this process, loaded here once (each call after the first costs nothing):
+    the services and the engine key, the compiled schemas, the compiled statements."""
+    app.ingest, app.signer  # noqa: B018
+    for tag in ns.KIND_BY_ROOT:
+        schemas.schema_for(tag)
+    _compile_before_forking(app.engine)
 
 
 def start_workers(app, workers: int) -> WorkerPool:
@@ -433,10 +451,7 @@ def start_workers(app, workers: int) -> WorkerPool:
     here (closed properly) and again in the child (dropped), so each worker opens its own. The fork
     happens from the calling thread before the executor starts its own thread.
     """
-    app.ingest, app.signer  # noqa: B018 -- loaded once, here, for every worker
-    for tag in ns.KIND_BY_ROOT:
-        schemas.schema_for(tag)
-    _compile_before_forking(app.engine)
+    prepare_to_fork(app)
     app.engine.dispose()
     context = multiprocessing.get_context("fork")
     turns = Turns(context, closed=True)

@@ -350,6 +350,31 @@ def test_serve_s_workers_take_file_after_file(box):
 
 
 @pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
+def test_batch_run_s_workers_go_after_each_file(box):
+    """``batch run`` (batch_items.BatchWorkers, keep=False): each file that needs workers gets its own,
+    forked for it; once the file is done they are told to stop without being waited for, and they are gone
+    soon after, before the next file's are forked or not."""
+    import multiprocessing
+
+    from declarations.services.batch_items import BatchWorkers
+
+    signer = gen.signer_2001()
+    signed, _expected = items(signer)
+    workers = BatchWorkers(box, keep=False)
+    workers.prepare()
+    assert multiprocessing.active_children() == []  # prepare forks nothing
+    gen.put(box.settings.inbox, "first", gen.batch_bytes(batch_id="B-first", items=signed))
+    gen.put(box.settings.inbox, "second", gen.batch_bytes(batch_id="B-second", items=list(gen.dimona_items(signer, 3))))
+    first, second = process_inbox_once(box, workers=workers)
+    assert (first.outcome, second.outcome) == ("DONE", "DONE")
+    assert workers.kept is None
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
 def test_serve_starts_new_workers_after_one_died(box, monkeypatch):
     """A worker killed during a file: that file is INTERRUPTED and its pool stopped; the next file gets new
     worker processes and is DONE."""

@@ -91,6 +91,7 @@ def summary_line(s) -> str:
 
 def cmd_batch(app, args) -> int:
     from declarations.services import batch
+    from declarations.services.batch_items import BatchWorkers
 
     if args.action == "put":  # a usage error exits with 2 (operations.md)
         source = Path(args.file)
@@ -106,8 +107,11 @@ def cmd_batch(app, args) -> int:
         return 0
     _ensure_log_handler()
     progress = RichProgress() if sys.stderr.isatty() else None
+    workers = BatchWorkers(app, keep=False)
+    if app.settings.batch_workers > 1:
+        workers.prepare()  # start-up, as the imports: not on the way of the first file that needs workers
     try:
-        summaries = batch.process_inbox_once(app, progress)
+        summaries = batch.process_inbox_once(app, progress, workers)
     finally:
         if progress is not None:
             progress.stop()
