@@ -387,6 +387,9 @@ def _child(home: str, url: str, profile: str | None = None, kept: bool = False) 
         deadline = time.monotonic() + 10
         while _descendants(os.getpid()) and time.monotonic() < deadline:
             time.sleep(0.01)
+        if _descendants(os.getpid()):
+            print("warning: worker processes still running 10 s after the batch; their CPU is read from /proc",
+                  file=sys.stderr)
     after = os.times()
     # Kept workers are alive still: their CPU is read from /proc (a worker's CPU reaches os.times() only
     # once it has exited and been waited for).

@@ -67,8 +67,10 @@ class Settings:
             fixed_now=_now(env.get("DECLARATIONS_NOW")),
             batch_workers=_count(env, "DECLARATIONS_BATCH_WORKERS", os.cpu_count() or 1),
             batch_parallel_min_bytes=_size(env, "DECLARATIONS_BATCH_PARALLEL_MIN_BYTES", 4 * MiB, zero=True),
-            batch_lease_seconds=_seconds(env, "DECLARATIONS_BATCH_LEASE_SECONDS", 60.0),
-            inbox_poll_seconds=_seconds(env, "DECLARATIONS_INBOX_POLL_SECONDS", 2.0),
+            # A lease is extended every quarter of it, and at least every second while the archived copy is
+            # made durable: shorter than 4 s, it could run out under its owner's feet.
+            batch_lease_seconds=_seconds(env, "DECLARATIONS_BATCH_LEASE_SECONDS", 60.0, low=4.0),
+            inbox_poll_seconds=_seconds(env, "DECLARATIONS_INBOX_POLL_SECONDS", 2.0, low=0.01),
         )
 
 
@@ -99,7 +101,12 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     return int(value)
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+_DAY = 86_400.0
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, *, low: float) -> float:
+    """A duration in seconds, from ``low`` to a day (a longer wait is a mistake, and beyond ~292 years
+    threading refuses it)."""
     value = env.get(name)
     if not value:
         return default
@@ -107,8 +114,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
-    if not seconds > 0 or math.isinf(seconds):
-        raise SettingsError(f"{name} must be a positive number of seconds, not {value!r}")
+    if not low <= seconds <= _DAY:  # also refuses nan
+        raise SettingsError(f"{name} must be a number of seconds from {low:g} to {_DAY:g}, not {value!r}")
     return seconds
 
 

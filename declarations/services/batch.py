@@ -368,7 +368,7 @@ class Inbox:
 
             header, count = self._scan(row, archived, spool, pool, workers, head, cut, keep_alive)
             checks = early.get("checks")
-            if checks is None or checks.header != header:  # the careful way read the file
+            if checks is None or checks.header is not header:  # the careful way read the file (maybe much later)
                 checks = self._header_checks(header, file_name, sha, received_at)
             if not checks.sender_known:
                 raise FileRefused(f"sender {header.sender_id} is not in the directory", code="B004")

@@ -36,6 +36,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -301,14 +302,16 @@ def _start_worker(app, turns: Turns, parent: int) -> None:
     _WORKER_APP, _TURNS = app, turns
 
 
-def _warm_up(engine) -> None:
+def _warm_up(engine) -> bool:
     """This worker's connection, opened and made ready (store/warmup.py) while the first pass runs, rather
-    than in the worker's first transaction, in the batch's chain."""
+    than in the worker's first transaction, in the batch's chain. False if it could not be."""
     try:
         with engine.connect() as connection:
             warm_up(connection)
     except Exception:  # noqa: BLE001 -- a shortcut only: the worker's first item meets the same trouble and reports it
         log.warning("a connection could not be warmed up for the batch's statements", exc_info=True)
+        return False
+    return True
 
 
 _COMPILED_HERE: "weakref.WeakSet" = weakref.WeakSet()  # engines whose statements this process compiled
@@ -319,10 +322,8 @@ def _compile_before_forking(engine) -> None:
     workers inherit SQLAlchemy's compiled statements with the rest of this process's memory and their own
     warm-up is left with their connection's part (~5 ms of CPU each instead of ~14: compiled once here, not
     once per worker)."""
-    if engine in _COMPILED_HERE:
-        return
-    _warm_up(engine)
-    _COMPILED_HERE.add(engine)
+    if engine not in _COMPILED_HERE and _warm_up(engine):
+        _COMPILED_HERE.add(engine)
 
 
 def _ready() -> None:
@@ -361,6 +362,13 @@ class WorkerPool:
         self.turns.stop()  # an item still waiting for a turn (a head start) gives up rather than hang
         self.executor.shutdown(wait=wait, cancel_futures=cancel_futures)
 
+    def shutdown_in_background(self) -> threading.Thread:
+        """``shutdown`` in a thread of its own: the workers exit while the caller goes on; joining the thread
+        waits for them (the executor's own threads included)."""
+        thread = threading.Thread(target=self.shutdown, name="batch-workers-stop", daemon=True)
+        thread.start()
+        return thread
+
     def usable(self) -> bool:
         """Whether the pool still takes work: not shut down, no worker died (the executor then refuses
         anything new). A worker that dies just after this answer breaks the next batch as it would any
@@ -392,6 +400,7 @@ class BatchWorkers:
     def __init__(self, app, *, keep: bool):
         self._app, self._keep = app, keep
         self._kept: WorkerPool | None = None
+        self._stopping: list[threading.Thread] = []  # pools stopping after a clean file, not waited for yet
 
     @property
     def kept(self) -> WorkerPool | None:
@@ -400,8 +409,12 @@ class BatchWorkers:
 
     def prepare(self) -> None:
         """Load now what every worker shares with this process through the fork (``prepare_to_fork``): for
-        ``batch run``, at its start, with the rest of its start-up, rather than when a file needs workers."""
-        prepare_to_fork(self._app)
+        ``batch run``, at its start, with the rest of its start-up, rather than when a file needs workers.
+        Never raises: whatever fails here fails again, and is reported, where a file needs the workers."""
+        try:
+            prepare_to_fork(self._app)
+        except Exception:  # noqa: BLE001
+            log.warning("the batch workers' shared state could not be prepared", exc_info=True)
 
     def start(self, workers: int) -> None:
         """Have ``workers`` processes ready for the next file (kept ones only; nothing for 1 or fewer)."""
@@ -409,6 +422,7 @@ class BatchWorkers:
             self.give_back(self.take(workers), clean=True)
 
     def take(self, workers: int) -> WorkerPool:
+        self._collect_stopping()  # no fork while an executor's threads still run (a lock they hold is copied)
         pool, self._kept = self._kept, None
         if pool is not None and (pool.workers != workers or not pool.usable()):
             pool.shutdown(wait=True, cancel_futures=True)
@@ -422,15 +436,21 @@ class BatchWorkers:
             self._kept = pool
         elif clean:
             # Nothing in flight, the file's answers are out: the workers are told to stop and exit on their
-            # own (the executor's thread collects them); the caller does not wait ~10 ms for them to go.
-            pool.shutdown(wait=False)
+            # own, and are waited for only before the next fork or at ``close`` (by then at no cost), not
+            # for ~10 ms at the end of every file.
+            self._stopping.append(pool.shutdown_in_background())
         else:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
+        self._collect_stopping()
         if self._kept is not None:
             self._kept.shutdown(wait=True, cancel_futures=True)
             self._kept = None
+
+    def _collect_stopping(self) -> None:
+        while self._stopping:
+            self._stopping.pop().join()
 
 
 def prepare_to_fork(app) -> None:

@@ -130,6 +130,8 @@ def test_a_bad_directory_is_refused_whole(home, tmp_path):
     (("batch", "run"), {"DECLARATIONS_BATCH_LEASE_SECONDS": "0"}),
     (("serve",), {"DECLARATIONS_INBOX_POLL_SECONDS": "-2"}),  # was logged, and 2 s used
     (("serve",), {"DECLARATIONS_INBOX_POLL_SECONDS": "nan"}),
+    (("serve",), {"DECLARATIONS_INBOX_POLL_SECONDS": "1e10"}),  # beyond what threading waits (the watcher died)
+    (("batch", "run"), {"DECLARATIONS_BATCH_LEASE_SECONDS": "1"}),  # shorter than what keeps it alive
     (("frobnicate",), {}),
 ])
 def test_usage_errors_exit_2_and_say_why(home, args, env):

@@ -350,28 +350,45 @@ def test_serve_s_workers_take_file_after_file(box):
 
 
 @pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
-def test_batch_run_s_workers_go_after_each_file(box):
+def test_batch_run_s_workers_go_after_each_file(box, monkeypatch):
     """``batch run`` (batch_items.BatchWorkers, keep=False): each file that needs workers gets its own,
-    forked for it; once the file is done they are told to stop without being waited for, and they are gone
-    soon after, before the next file's are forked or not."""
+    forked for it. Once a file is done they are stopped in the background (the file does not wait for them
+    to exit), and that stop is over before the next file's workers are forked (no fork while an executor's
+    threads run) or when the workers are closed; then none is left."""
     import multiprocessing
+    import threading
 
+    from declarations.services import batch_items
     from declarations.services.batch_items import BatchWorkers
 
+    before = set(multiprocessing.active_children())
+    forked = []
+    real_start = batch_items.start_workers
+
+    def start_workers(app, count):
+        # Forking now: only this thread (and the archive copy's fsync thread) may run.
+        forked.append([t.name for t in threading.enumerate() if t.name == "batch-workers-stop"])
+        pool = real_start(app, count)
+        forked[-1] = (forked[-1], pool)
+        return pool
+
+    monkeypatch.setattr(batch_items, "start_workers", start_workers)
     signer = gen.signer_2001()
     signed, _expected = items(signer)
     workers = BatchWorkers(box, keep=False)
     workers.prepare()
-    assert multiprocessing.active_children() == []  # prepare forks nothing
+    assert set(multiprocessing.active_children()) == before  # prepare forks nothing
     gen.put(box.settings.inbox, "first", gen.batch_bytes(batch_id="B-first", items=signed))
     gen.put(box.settings.inbox, "second", gen.batch_bytes(batch_id="B-second", items=list(gen.dimona_items(signer, 3))))
-    first, second = process_inbox_once(box, workers=workers)
-    assert (first.outcome, second.outcome) == ("DONE", "DONE")
-    assert workers.kept is None
-    deadline = time.monotonic() + 10
-    while multiprocessing.active_children() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert multiprocessing.active_children() == []
+    try:
+        first, second = process_inbox_once(box, workers=workers)
+        assert (first.outcome, second.outcome) == ("DONE", "DONE")
+        assert workers.kept is None
+        assert [stopping for stopping, _pool in forked] == [[], []]
+        assert forked[0][1] is not forked[1][1]
+    finally:
+        workers.close()
+    assert set(multiprocessing.active_children()) == before
 
 
 @pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])

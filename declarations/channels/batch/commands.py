@@ -108,13 +108,14 @@ def cmd_batch(app, args) -> int:
     _ensure_log_handler()
     progress = RichProgress() if sys.stderr.isatty() else None
     workers = BatchWorkers(app, keep=False)
-    if app.settings.batch_workers > 1:
+    if app.settings.batch_workers > 1 and any(app.settings.inbox.glob("*.go")):
         workers.prepare()  # start-up, as the imports: not on the way of the first file that needs workers
     try:
         summaries = batch.process_inbox_once(app, progress, workers)
     finally:
         if progress is not None:
             progress.stop()
+        workers.close()
     for s in summaries:
         say(summary_line(s))
     if not summaries:
