@@ -5,7 +5,7 @@ SQLite); tables dmfa_service, dmfa_remuneration and dmfa_contribution go.
 Why (docs/decisions.md, "A DmfA's repeating groups"): a DmfA of 1,000 workers was ~7,000 child rows in six
 tables, each row with its own primary-key entry; writing them was most of the database's work for a DmfA
 (~17.5 of ~23 ms of PostgreSQL's CPU), inside the transactions a batch runs one after the other. Kept with
-their parent, the same values are 3,000 rows (~10.5 ms). Every reader took them by their parent's key anyway.
+their parent, the same values are 3,000 rows (~10.7 ms). Every reader took them by their parent's key anyway.
 
 The values move as they are, both ways (downgrade puts each element back as its own row, position = its
 place in the array).
