@@ -290,7 +290,8 @@ def generate(url: str, *, persons: int, employers: int, home: Path, say=None) ->
                         tb.add("dmfa_worker_record", key + "\t495\t{}\t{}\t{}\n")
                         # One service (001, no hours) and one remuneration (001) per occupation.
                         tb.add("dmfa_occupation", key + f"\t1\t{day(start)}\t\\N\t200\t5\t3800\t3800\t"
-                                                        f'{{"001"}}\t{{6429}}\t{{NULL}}\t{{"001"}}\t{{{amount + i % 1000}}}\n')
+                                                        f'{{"001"}}\t{{6429}}\t{{NULL}}\t'
+                                                        f'{{"001"}}\t{{{amount + i % 1000}}}\n')
             say(f"  DmfA {year}Q{q} done, {time.perf_counter() - t:.0f} s")
         tb.flush()
         say("  DmfA: committing...")

@@ -262,11 +262,11 @@ def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: s
     """Insert an accepted DmfA with all its children: one bulk write per table.
 
     A DmfA of 1,000 workers is some 3,000 child rows (a person, a worker record and an occupation each; the
-    services, remunerations and contributions in their parent's row since migration 0008). On PostgreSQL the workers (in ``person``), the
-    replaced DmfA and the new ``dmfa`` row are one statement, then each child table is one COPY whose
-    rows are written as COPY text in one piece (one round trip per table, parsed by the server in bulk:
-    per-row executemany was the largest single cost of a batch; ``write_row`` per row then cost a third
-    of store_dmfa's own CPU). On SQLite each child table is a few multi-row INSERTs (half the time of
+    services, remunerations and contributions in their parent's row since migration 0008). On PostgreSQL the
+    workers (in ``person``), the replaced DmfA and the new ``dmfa`` row are one statement, then each child
+    table is one COPY whose rows are written as COPY text in one piece (one round trip per table, parsed by
+    the server in bulk: per-row executemany was the largest single cost of a batch; ``write_row`` per row
+    then cost a third of store_dmfa's own CPU). On SQLite each child table is a few multi-row INSERTs (half the time of
     executemany's one-row statements). Same transaction as the rest of the declaration either way.
     ``rows``: the child rows built in advance (``rows_for``: COPY text on PostgreSQL, values on SQLite; else
     built here).

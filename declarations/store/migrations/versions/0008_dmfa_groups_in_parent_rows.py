@@ -126,8 +126,9 @@ def downgrade() -> None:
         else:
             names = ", ".join(c for c, _, _ in columns)
             arrays = ", ".join(f"p.{p}" for _, p, _ in columns)
+            values = ", ".join(f"u.{c}" for c, _, _ in columns)
             op.execute(f"INSERT INTO {child} ({', '.join(key)}, position, {names}) "
-                       f"SELECT {', '.join(f'p.{k}' for k in key)}, u.position, {', '.join(f'u.{c}' for c, _, _ in columns)} "
+                       f"SELECT {', '.join(f'p.{k}' for k in key)}, u.position, {values} "
                        f"FROM {parent} p CROSS JOIN LATERAL unnest({arrays}) WITH ORDINALITY AS u({names}, position)")
     for parent in ("dmfa_worker_record", "dmfa_occupation"):
         with op.batch_alter_table(parent) as batch:
