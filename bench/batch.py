@@ -313,13 +313,16 @@ def _cpu_seconds(pid: int, *, with_reaped: bool) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds(pg) -> float | None:
-    """The CPU the benchmark's PostgreSQL server has used so far (its postmaster, the backends alive and
-    those gone), or None without a local server of ours (SQLite runs inside the measured processes)."""
+def postmaster_pid(pg) -> int | None:
+    """The benchmark's own PostgreSQL server's main process, or None without one."""
     pid_file = pg.tmpdir / "data" / "postmaster.pid" if pg is not None and pg.tmpdir else None
     if pid_file is None or not pid_file.exists():
         return None
-    postmaster = int(pid_file.read_text().split()[0])
+    return int(pid_file.read_text().split()[0])
+
+
+def postgres_cpu_seconds(postmaster: int) -> float:
+    """The CPU the PostgreSQL server has used so far: its postmaster, the backends alive and those gone."""
     return _cpu_seconds(postmaster, with_reaped=True) + sum(
         _cpu_seconds(child, with_reaped=False) for child in _children(postmaster))
 
@@ -347,10 +350,13 @@ class _TreePeak:
         return max(self.peak, _rss_kib(os.getpid(), "VmHWM:"))
 
 
-def _child(home: str, url: str, profile: str | None = None, kept: bool = False) -> None:
+def _child(home: str, url: str, profile: str | None = None, kept: bool = False,
+           postmaster: int | None = None) -> None:
     """In the measured subprocess: process the inbox once, print seconds and peak RSS (all processes).
     ``profile``: a path where the cProfile stats of process_inbox_once are dumped. ``kept``: as ``serve``
-    does it, with worker processes started before the file comes (when its watcher starts) and kept."""
+    does it, with worker processes started before the file comes (when its watcher starts) and kept.
+    ``postmaster``: the PostgreSQL server's, whose CPU is read around the batch (its connections' start and
+    warm-up before it are not the batch's)."""
     from declarations.bootstrap import App
     from declarations.services.batch import process_inbox_once
     from declarations.services.batch_items import BatchWorkers
@@ -378,10 +384,12 @@ def _child(home: str, url: str, profile: str | None = None, kept: bool = False) 
         profiler.enable()
     peak = _TreePeak()
     kept_before = sum(_cpu_seconds(pid, with_reaped=False) for pid in _descendants(os.getpid()))
+    server_before = postgres_cpu_seconds(postmaster) if postmaster else 0.0
     before = os.times()
     begin = time.perf_counter()
     summaries = process_inbox_once(app, workers=workers)
     seconds = time.perf_counter() - begin
+    server_cpu = postgres_cpu_seconds(postmaster) - server_before if postmaster else 0.0
     rss = peak.stop()
     if not kept:  # batch run's workers exit on their own once the file is done: their CPU counts once they have
         deadline = time.monotonic() + 10
@@ -402,7 +410,7 @@ def _child(home: str, url: str, profile: str | None = None, kept: bool = False) 
     print(json.dumps({"seconds": seconds, "rss_kib": rss, "workers": app.settings.batch_workers,
                       "cpu_self": after.user + after.system - before.user - before.system,
                       "cpu_workers": after.children_user + after.children_system - before.children_user
-                      - before.children_system + kept_cpu,
+                      - before.children_system + kept_cpu, "cpu_server": server_cpu,
                       "parallel_min_bytes": app.settings.batch_parallel_min_bytes,
                       "outcomes": [s.outcome for s in summaries], "counts": [s.counts for s in summaries]}))
 
@@ -435,9 +443,10 @@ def main() -> int:
     parser.add_argument("--child", nargs=2, metavar=("HOME", "URL"), help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", help=argparse.SUPPRESS)
     parser.add_argument("--child-kept", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-postmaster", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(*args.child, profile=args.child_profile, kept=args.child_kept)
+        _child(*args.child, profile=args.child_profile, kept=args.child_kept, postmaster=args.child_postmaster)
         return 0
     from declarations.bootstrap import App
     from declarations.services import directory
@@ -483,6 +492,8 @@ def main() -> int:
                     command = [sys.executable, __file__, "--child", str(home), url]
                     if kept:
                         command.append("--child-kept")
+                    if backend == "postgresql" and postmaster_pid(pg):
+                        command += ["--child-postmaster", str(postmaster_pid(pg))]
                     if args.profile:
                         Path(args.profile).mkdir(parents=True, exist_ok=True)
                         command += ["--child-profile",
@@ -493,9 +504,7 @@ def main() -> int:
                     # The floor next to the run, before and after it (the host is shared: its speed
                     # drifts within minutes), the best of three: the ratio is never flattered by it.
                     floor_s = min(floor(source) for _ in range(2))
-                    server_before = postgres_cpu_seconds(pg) if backend == "postgresql" else None
                     out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
-                    server_cpu = (postgres_cpu_seconds(pg) - server_before) if server_before is not None else 0.0
                     floor_s = min(floor_s, floor(source))
                     figures = json.loads(out.stdout.strip().splitlines()[-1])
                     nbytes = source.stat().st_size
@@ -503,6 +512,7 @@ def main() -> int:
                     processes = f"{used} kept" if kept else used  # ("1 kept": decided here, workers idle)
                     # Every process's CPU, the store's server included: spread perfectly over the machine's
                     # cores, the batch could take no less than this (the floor runs in one process).
+                    server_cpu = figures["cpu_server"]
                     cpu = figures["cpu_self"] + figures["cpu_workers"] + server_cpu
                     cpu_bound = cpu / min(used, os.cpu_count() or 1) / floor_s
                     rows.append((size, employers, backend, processes, count, nbytes,

@@ -359,15 +359,15 @@ class Inbox:
                 raise FileRefused(f"the file is {size} bytes, larger than the limit of {limit} bytes", code="B007")
             # What the header asks of the store (B004, B005) and the ack's signature, as soon as the quick way
             # has cut the whole file: the batch process would only wait for the workers' last checks meanwhile.
-            early: dict[str, _HeaderChecks] = {}
+            checks: _HeaderChecks | None = None
 
             def cut(cut_header: BatchHeader, entries) -> None:
+                nonlocal checks
                 if head is not None:
                     head.start(cut_header, entries)  # first: the workers examine while the rest is done here
-                early["checks"] = self._header_checks(cut_header, file_name, sha, received_at)
+                checks = self._header_checks(cut_header, file_name, sha, received_at)
 
             header, count = self._scan(row, archived, spool, pool, workers, head, cut, keep_alive)
-            checks = early.get("checks")
             if checks is None or checks.header is not header:  # the careful way read the file (maybe much later)
                 checks = self._header_checks(header, file_name, sha, received_at)
             if not checks.sender_known:

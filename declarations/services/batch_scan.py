@@ -205,8 +205,9 @@ def scan_quickly(path: Path, limit: int, spool: Spool, pool, workers: int,
     """The header and the count of a file that is certainly fine, with each declaration in ``spool``; None
     when the careful way must read it (the spool is then removed), also at the limit (B007): a declaration
     before it that is not well-formed makes it B002, and the workers' checks of it may not be in yet.
-    Raises only what ``keep_alive`` raises, and a dead worker's BrokenProcessPool. ``on_cut(header, spool entries)``: the whole file is cut and every run of checks is
-    with the workers, only their answers are awaited (batch_items.HeadStart)."""
+    Raises only what ``keep_alive`` and ``on_cut`` raise, and a dead worker's BrokenProcessPool.
+    ``on_cut(header, spool entries)``: the whole file is cut and every run of checks is with the workers, only
+    their answers are awaited (batch_items.HeadStart, the header's checks: Inbox._first_pass)."""
     target = _NoTree()
     envelope = etree.XMLParser(target=target, **parsing.PARSER_OPTIONS)
     cuts = ChildBytes(ns.BATCH, "Batch", envelope=envelope.feed)

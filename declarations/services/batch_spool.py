@@ -4,10 +4,9 @@ The first pass over a batch file reads it whole anyway (B002: well-formed to the
 declaration's bytes in hand (batch_scan.py); the spool keeps them (each one's length in 8 bytes, then the
 bytes) so that the file is read once. During the quick first pass the workers read runs of it already
 (``SpooledRun``) to check each declaration's well-formedness. It lives beside the archive (the disk that
-took the file takes its declarations too), under a name of its owner's: ``.<sha256>.<host>.<pid>.<token>.spool``,
-created exclusively, so that two processes
-taking turns on one file (a lease run out, one host or several sharing the folder) never write or remove
-each other's.
+took the file takes its declarations too), under a name of its owner's:
+``.<sha256>.<host>.<pid>.<token>.spool``, created exclusively, so that two processes taking turns on one
+file (a lease run out, one host or several sharing the folder) never write or remove each other's.
 
 The spool is only a shortcut: when it cannot be written (a full disk, an I/O error), the batch goes on and
 its second pass parses the archived file again, as a resumed batch does.

@@ -38,10 +38,11 @@ def warm_up(connection: Connection) -> None:
         view.uncovered(nobody, [(nobody, day, day)])  # M010's statement
         sender_view(connection, nobody, nobody, nobody)  # stages 2-4 on SQLite
         anyone_subscribed(connection, nobody)
-        connection.execute(union_all(*(select(literal_column("1")).select_from(table).where(false())
-                                       for table in _WRITTEN)))
-        if not is_sqlite(connection):
-            # An insert of no row opens each written table's indexes and fires its statement triggers (PL/pgSQL
+        if is_sqlite(connection):
+            connection.execute(union_all(*(select(literal_column("1")).select_from(table).where(false())
+                                           for table in _WRITTEN)))
+        else:
+            # An insert of no row plans the table, opens its indexes and fires its statement triggers (PL/pgSQL
             # compiled once per backend: dmfa_person's checks, migration 0005): a worker's first DmfA
             # transaction ~21-22 -> ~20 ms (a scratch run, session 9). Rolled back with the rest; RowExclusive
             # locks, which no other writer waits for.

@@ -130,12 +130,11 @@ def downgrade() -> None:
             op.execute(f"INSERT INTO {child} ({', '.join(key)}, position, {names}) "
                        f"SELECT {', '.join(f'p.{k}' for k in key)}, u.position, {values} "
                        f"FROM {parent} p CROSS JOIN LATERAL unnest({arrays}) WITH ORDINALITY AS u({names}, position)")
-    for parent in ("dmfa_worker_record", "dmfa_occupation"):
+    for parent, groups in _parents().items():
         with op.batch_alter_table(parent) as batch:
-            for _child, of, _key, columns in _GROUPS:
-                if of == parent:
-                    for _, column, _ in columns:
-                        batch.drop_column(column)
+            for _, _, _, columns in groups:
+                for _, column, _ in columns:
+                    batch.drop_column(column)
 
 
 def _fill_children_sqlite(child: str, parent: str, key: tuple, columns: tuple) -> None:
