@@ -138,6 +138,8 @@ def test_usage_errors_exit_2_and_say_why(home, args, env):
     result = run(home, *args, env=env)
     assert result.returncode == 2
     assert result.stderr.strip() and b"Traceback" not in result.stderr
+    for name in env:  # why: the setting that is not usable is named
+        assert name.encode() in result.stderr, result.stderr
 
 
 def test_demo_shows_receipts(tmp_path):

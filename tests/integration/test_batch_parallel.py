@@ -19,6 +19,7 @@ from declarations.services.batch import process_inbox_once
 from declarations.store import batches
 from declarations.store import tables as t
 from declarations.xmlio import batch_xml, parsing
+from deadlines import within  # tests/deadlines.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import batch as gen  # noqa: E402
@@ -279,18 +280,6 @@ def _kill_a_worker_at_its_turn_when_the_first_pass_ends(monkeypatch):
     return lookup
 
 
-def _within(seconds: float, call):
-    """``call()``'s result, if it returns within ``seconds`` (in a thread: a hang fails the test, not the run)."""
-    import threading
-
-    answer = []
-    thread = threading.Thread(target=lambda: answer.append(call()), daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), "the batch process hangs"
-    return answer[0]
-
-
 @pytest.mark.parametrize("box", [2], indirect=True, ids=["two-workers"])
 def test_a_worker_killed_while_the_head_start_waits_interrupts_the_batch(box, monkeypatch):
     """A worker dies (the OOM killer, kill -9) while the head start's items wait behind the closed turns:
@@ -300,7 +289,7 @@ def test_a_worker_killed_while_the_head_start_waits_interrupts_the_batch(box, mo
     signer = gen.signer_2001()
     gen.put(box.settings.inbox, "k", gen.batch_bytes(batch_id="B-k", items=list(gen.dimona_items(signer, 6))))
     _kill_a_worker_at_its_turn_when_the_first_pass_ends(monkeypatch)
-    [summary] = _within(30, lambda: process_inbox_once(box))
+    [summary] = within(30, lambda: process_inbox_once(box), "the batch process hangs")
     assert summary.outcome == "INTERRUPTED"
     with box.engine.connect() as c:
         assert c.execute(select(func.count()).select_from(t.declaration)).scalar_one() == 0
@@ -326,16 +315,16 @@ def test_serve_s_workers_take_file_after_file(box):
         pool = workers.kept
         assert pool is not None
         gen.put(box.settings.inbox, "first", gen.batch_bytes(batch_id="B-first", items=signed))
-        [summary] = process_inbox_once(box, workers=workers)
+        [summary] = within(60, lambda: process_inbox_once(box, workers=workers), "the batch process hangs")
         assert summary.outcome == "DONE", summary
         assert workers.kept is pool
         gen.put(box.settings.inbox, "short", gen.batch_bytes(batch_id="B-short", items=signed, item_count=11))
-        [summary] = process_inbox_once(box, workers=workers)
+        [summary] = within(60, lambda: process_inbox_once(box, workers=workers), "the batch process hangs")
         assert (summary.outcome, summary.code) == ("FILE_REFUSED", "B006")
         assert workers.kept is pool
         hires = list(gen.dimona_items(signer, 6))
         gen.put(box.settings.inbox, "second", gen.batch_bytes(batch_id="B-second", items=hires))
-        [summary] = process_inbox_once(box, workers=workers)
+        [summary] = within(60, lambda: process_inbox_once(box, workers=workers), "the batch process hangs")
         assert summary.outcome == "DONE", summary
         assert workers.kept is pool
         answer = batch_xml.read_answer(parsing.parse((box.settings.outbox / "second.result.xml").read_bytes()))
@@ -359,20 +348,35 @@ def test_batch_run_s_workers_go_after_each_file(box, monkeypatch):
     import threading
 
     from declarations.services import batch_items
-    from declarations.services.batch_items import BatchWorkers
+    from declarations.services.batch_items import BatchWorkers, WorkerPool
 
     before = set(multiprocessing.active_children())
-    forked = []
-    real_start = batch_items.start_workers
+    release = threading.Event()
+    real_shutdown = WorkerPool.shutdown
+
+    def slow_stop(self, *args, **kwargs):  # a stop takes its time (up to 2 s, until the second file's fork)
+        release.wait(2)
+        real_shutdown(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkerPool, "shutdown", slow_stop)
+    forked, given_back = [], []
+    real_start, real_give_back = batch_items.start_workers, BatchWorkers.give_back
 
     def start_workers(app, count):
-        # Forking now: only this thread (and the archive copy's fsync thread) may run.
         forked.append([t.name for t in threading.enumerate() if t.name == "batch-workers-stop"])
+        if len(forked) == 2:
+            release.set()  # too late to matter, if the first file's stop was not waited for already
         pool = real_start(app, count)
         forked[-1] = (forked[-1], pool)
         return pool
 
+    def give_back(self, pool, *, clean):
+        began = time.monotonic()
+        real_give_back(self, pool, clean=clean)
+        given_back.append(time.monotonic() - began)
+
     monkeypatch.setattr(batch_items, "start_workers", start_workers)
+    monkeypatch.setattr(BatchWorkers, "give_back", give_back)
     signer = gen.signer_2001()
     signed, _expected = items(signer)
     workers = BatchWorkers(box, keep=False)
@@ -381,12 +385,16 @@ def test_batch_run_s_workers_go_after_each_file(box, monkeypatch):
     gen.put(box.settings.inbox, "first", gen.batch_bytes(batch_id="B-first", items=signed))
     gen.put(box.settings.inbox, "second", gen.batch_bytes(batch_id="B-second", items=list(gen.dimona_items(signer, 3))))
     try:
-        first, second = process_inbox_once(box, workers=workers)
+        first, second = within(60, lambda: process_inbox_once(box, workers=workers), "the batch process hangs")
         assert (first.outcome, second.outcome) == ("DONE", "DONE")
         assert workers.kept is None
+        # The second file's fork came after the first file's stop was over (it took ~2 s: waited for at the
+        # fork, so the fork saw no stopping thread), and handing a file's workers back did not wait for it.
         assert [stopping for stopping, _pool in forked] == [[], []]
         assert forked[0][1] is not forked[1][1]
+        assert max(given_back) < 1.0, given_back
     finally:
+        release.set()
         workers.close()
     assert set(multiprocessing.active_children()) == before
 
@@ -405,13 +413,13 @@ def test_serve_starts_new_workers_after_one_died(box, monkeypatch):
         workers.start(2)
         dead = workers.kept
         gen.put(box.settings.inbox, "k", gen.batch_bytes(batch_id="B-k", items=list(gen.dimona_items(signer, 6))))
-        [summary] = _within(30, lambda: process_inbox_once(box, workers=workers))
+        [summary] = within(30, lambda: process_inbox_once(box, workers=workers), "the batch process hangs")
         assert summary.outcome == "INTERRUPTED", summary
         assert workers.kept is None
         monkeypatch.setattr(batch_service.batches, "find_by_batch_id", lookup)
         signed, expected = items(signer)
         gen.put(box.settings.inbox, "after", gen.batch_bytes(batch_id="B-after", items=signed))
-        summaries = _within(30, lambda: process_inbox_once(box, workers=workers))
+        summaries = within(30, lambda: process_inbox_once(box, workers=workers), "the batch process hangs")
         assert [s.outcome for s in summaries if s.file_name == "after.xml"] == ["DONE"], summaries
         assert workers.kept is not None and workers.kept is not dead
     finally:

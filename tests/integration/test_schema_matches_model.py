@@ -130,6 +130,7 @@ def test_0008_moves_a_dmfas_repeating_groups_into_their_parents_and_back(app):
             defaults = {col["name"]: col["default"] for col in _columns(c, table.name)}
             assert [defaults[name] for name in names] == [None] * len(names), table.name
 
+
 def _columns(connection, table: str) -> list[dict]:
     from sqlalchemy import inspect
     return inspect(connection).get_columns(table)

@@ -72,13 +72,15 @@ def test_a_worker_forked_after_the_statements_were_compiled_compiles_none_of_the
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the worker
+        status = 1
         try:
             app.engine.dispose(close=False)
             with app.engine.connect() as connection:
                 warm_up(connection)
             os.write(write, str(len(app.engine._compiled_cache)).encode())
+            status = 0
         finally:
-            os._exit(0)
+            os._exit(status)
     os.close(write)
     _, status = os.waitpid(pid, 0)
     assert status == 0

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from declarations.services.batch_items import Items, Turns, TurnsBroken
+from deadlines import within  # tests/deadlines.py
 
 
 class Recorder:
@@ -148,13 +149,6 @@ def _wait_for_turn(turns: Turns, waiting) -> None:
         pass
 
 
-def _within(seconds: float, call) -> bool:
-    """Whether ``call()`` returned within ``seconds`` (run in a thread: a hang fails the test, not the run)."""
-    done = threading.Event()
-    threading.Thread(target=lambda: (call(), done.set()), daemon=True).start()
-    return done.wait(seconds)
-
-
 @pytest.mark.parametrize("step", ["open", "stop", "close"])
 def test_the_batch_process_goes_on_after_a_worker_died_waiting(step):
     import os
@@ -169,7 +163,7 @@ def test_the_batch_process_goes_on_after_a_worker_died_waiting(step):
     time.sleep(0.1)  # from its last step before the turn to waiting on it: microseconds
     os.kill(worker.pid, signal.SIGTERM)
     worker.join()
-    assert _within(5, getattr(turns, step)), f"Turns.{step}() waited for a dead worker"
+    within(5, getattr(turns, step), f"Turns.{step}() waited for a dead worker")
 
 
 _POOL_TURNS = _POOL_WAITING = None
@@ -204,12 +198,13 @@ def test_a_pool_whose_worker_died_at_the_closed_turns_shuts_down():
         time.sleep(0.1)  # from its last step before the turn to waiting on it: microseconds
         os.kill(next(iter(executor._processes)), signal.SIGKILL)  # e.g. the OOM killer
         futures.wait(items, timeout=10)
-        assert all(isinstance(item.exception(), futures.process.BrokenProcessPool) for item in items)
+        assert all(isinstance(item.exception(timeout=0), futures.process.BrokenProcessPool) for item in items)
         assert not pool.usable()  # serve's BatchWorkers then starts a new pool for the next file
-        assert _within(10, lambda: pool.shutdown(wait=True, cancel_futures=True)), \
-            "WorkerPool.shutdown() waited for a dead worker"
+        within(10, lambda: pool.shutdown(wait=True, cancel_futures=True), "WorkerPool.shutdown() waited for a dead worker")
     finally:
-        turns.stop()  # whatever failed above, no worker is left waiting at the turns
+        # Whatever failed above, no worker is left waiting at the turns (under a deadline: stop() is what the
+        # test covers, and must not hang the run when it is wrong).
+        within(5, turns.stop, "Turns.stop() waited for a dead worker")
         executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -225,5 +220,5 @@ def test_items_waiting_at_closed_turns_go_once_they_are_opened():
         time.sleep(0.1)
         assert recorder.decided == []  # closed: nobody decided
         turns.open()
-        assert _within(10, lambda: decided.extend(p for p, _ in items.finish())), "opened turns were not seen"
+        within(10, lambda: decided.extend(p for p, _ in items.finish()), "opened turns were not seen")
     assert recorder.decided == [1, 2, 3] and sorted(decided) == [1, 2, 3]
