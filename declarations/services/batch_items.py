@@ -44,6 +44,7 @@ from typing import Callable, ContextManager, Iterator
 
 from declarations import ns
 from declarations.services.batch_spool import Spooled, SpooledRun
+from declarations.services.examine import load_on_first_use
 from declarations.store import batches
 from declarations.store.warmup import warm_up
 from declarations.xmlio import parsing, schemas
@@ -453,12 +454,21 @@ class BatchWorkers:
             self._stopping.pop().join()
 
 
+# Whether this thread loaded what examining loads on first use (the decoder's stylesheet is per thread; a
+# worker is forked from the thread that calls start_workers, and keeps that thread's).
+_EXAMINED_HERE = threading.local()
+
+
 def prepare_to_fork(app) -> None:
     """What the workers share with this process, loaded here once (each call after the first costs nothing):
-    the services and the engine key, the compiled schemas, the compiled statements."""
-    app.ingest, app.signer  # noqa: B018
-    for tag in ns.KIND_BY_ROOT:
+    the services and the engine key, the compiled schemas (the batch's own included: the first pass reads
+    the BatchHeader here), what examining a declaration loads on first use, the compiled statements."""
+    app.ingest  # noqa: B018
+    for tag in (*ns.KIND_BY_ROOT, ns.qn(ns.BATCH, "BatchHeader")):
         schemas.schema_for(tag)
+    if not getattr(_EXAMINED_HERE, "done", False):
+        load_on_first_use(app.signer)
+        _EXAMINED_HERE.done = True
     _compile_before_forking(app.engine)
 
 

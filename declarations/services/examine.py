@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from lxml import etree
 
-from declarations import ns
+from declarations import ns, samples
 from declarations.domain.anomalies import Anomaly, anomaly
 from declarations.domain.model import Declaration, Header
 from declarations.domain.rules.common import identifier_anomalies
@@ -103,3 +103,21 @@ def signer_anomalies(fingerprints: frozenset[str], verified: signature.VerifiedD
 def signature_location(kind: str | None) -> str:
     root = {"DIMONA": "/Dimona", "DMFA": "/DmfA", "DRS": "/SocialRisk"}.get(kind or "", "")
     return f"{root}/Signature"
+
+
+def load_on_first_use(signer: signature.Signer) -> list[Examined]:
+    """Examine a small declaration of each kind, signed here with ``signer``: what examining loads on its
+    first use is then loaded in this process (the signature schema, the crypto backend's modules, the
+    decoder's stylesheet for this thread). For a process about to fork batch workers
+    (batch_items.prepare_to_fork): they inherit it, rather than each loading it during its first
+    declaration, on the batch's critical path (~5-10 ms of a fresh worker's CPU). Returns what was found
+    (each one goes all the way, decoded: a test checks it)."""
+    day = dt.date(2025, 1, 1)
+    head = dict(message_id="load-on-first-use", sender_id="1001", noss="555123433")
+    inss = samples.valid_inss(1)
+    documents = [
+        samples.dimona("In", **head, INSS=inss, StartingDate=day, JointCommissionNbr="200", WorkerType="OTH"),
+        samples.dmfa(**head, quarter="20251", workers=[
+            samples.worker(inss, sequence=1, occupations=[samples.occupation(start=day)])]),
+        samples.social_risk("Incapacity", **head, inss=inss, event_date=day, LastDayWorked=day)]
+    return [examine(data, max_bytes=len(data)) for data in (samples.to_bytes(signer.sign(d)) for d in documents)]
