@@ -48,7 +48,8 @@ HEADER = f"{{{ns.BATCH}}}BatchHeader"
 CHUNK = 1024 * 1024
 # The quick way's well-formedness checks: a run of declarations per task, at most this many bytes (a
 # Dimona is ~5 KB: one task each would cost more in messages than in parsing), and at most
-# RUNS_PER_WORKER runs waiting per worker (memory stays bounded; the reading waits for the workers).
+# RUNS_PER_WORKER runs waiting per worker (memory stays bounded; the reading waits for the workers). The
+# first run is the first declaration alone: the workers have nothing else to do until it comes.
 RUN_BYTES = 1024 * 1024
 RUNS_PER_WORKER = 2
 
@@ -271,8 +272,8 @@ class _WellFormedChecks:
         self.failed = False
 
     def added(self, spool: Spool) -> None:
-        """A declaration was added to ``spool``: send the run once it is long enough."""
-        if spool.written - self._run_start >= RUN_BYTES:
+        """A declaration was added to ``spool``: send the run once it is long enough (the first at once)."""
+        if spool.written - self._run_start >= RUN_BYTES or not self._run_start:
             self._send(spool)
 
     def send_rest(self, spool: Spool) -> None:

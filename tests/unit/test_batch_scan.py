@@ -141,6 +141,29 @@ def test_many_declarations_go_to_the_workers_in_runs(scans, monkeypatch):
     assert scans.quick(bad) is None and scans.careful(bad) == "B002"
 
 
+def test_the_first_declaration_goes_to_the_workers_at_once_then_runs_of_run_bytes(tmp_path, monkeypatch):
+    """The workers wait for the first pass's first run: it is the first declaration alone (a DmfA of 1,000
+    workers is ~850 KB: with two in the first run, the workers started ~5 ms later); then runs of RUN_BYTES."""
+    monkeypatch.setattr(batch_scan, "RUN_BYTES", 1000)
+    sent = []
+
+    class Workers:
+        def submit(self, function, run):
+            sent.append(len(list(run.pieces())))
+            done = futures.Future()
+            done.set_result(True)
+            return done
+
+    spool = Spool(tmp_path, "s", "host:1:runs")
+    spool.open()
+    checks = batch_scan._WellFormedChecks(Workers(), 2, spool)
+    for _ in range(7):  # 308 bytes each in the spool (its length in front)
+        spool.add(b"x" * 300)
+        checks.added(spool)
+    assert checks.all_well_formed(spool)
+    assert sent == [1, 4, 2]
+
+
 @pytest.mark.parametrize("name, data, careful", [
     # not well-formed in a way only namespaces or the file's depth show: the declaration's parse says it
     ("undeclared prefix", batch(DMFA.replace(b"<Empty/>", b"<p:Empty/>"), DIMONA, SOCIAL), "B002"),
