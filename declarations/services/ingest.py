@@ -230,7 +230,8 @@ class Ingest:
     def _store_facts(self, connection, declaration, declaration_id, scope, context, rows) -> None:
         """A DmfA's or a social risk's facts (a Dimona's go with its result: _store_dimona)."""
         if isinstance(declaration, DmfA):
-            facts.store_dmfa(connection, declaration, declaration_id, scope, rows=rows)
+            facts.store_dmfa(connection, declaration, declaration_id, scope, rows=rows,
+                             in_person=context.stored.in_person)
         elif isinstance(declaration, SocialRisk):
             reference, source = declaration.reference_data, "DECLARED"
             if reference is None and declaration.scenario.reference_data:

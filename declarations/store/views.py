@@ -53,6 +53,9 @@ class StoredView:
     def __init__(self, connection: Connection, scope: str):
         self.connection = connection
         self.scopes = visible_scopes(scope)
+        # Workers ``uncovered`` found a stored period of: they are in ``person`` (a period refers to its worker
+        # there, and neither is ever deleted), so the DmfA being decided need not insert them again.
+        self.in_person: set[str] = set()
 
     def period(self, period_id: int) -> StoredPeriod | None:
         p = t.employment_period
@@ -98,7 +101,13 @@ class StoredView:
 
     def uncovered(self, employer: str, spans: Sequence[tuple[str, dt.date, dt.date]]) -> set[int]:
         """M010's question answered by the store in one statement: the periods are not read back (for a DmfA
-        of 1,000 workers, 1,000 StoredPeriods made and compared in Python, in the transaction)."""
+        of 1,000 workers, 1,000 StoredPeriods made and compared in Python, in the transaction). The workers of
+        the spans covered go to ``in_person``."""
+        found = self._uncovered(employer, spans)
+        self.in_person.update(inss for n, (inss, _first, _last) in enumerate(spans) if n not in found)
+        return found
+
+    def _uncovered(self, employer: str, spans: Sequence[tuple[str, dt.date, dt.date]]) -> set[int]:
         if not spans:
             return set()
         dialect = self.connection.dialect.name

@@ -96,3 +96,27 @@ def test_postgresql_checks_per_statement_not_per_row(app):
     assert keys == 0
     assert {"dmfa_person_inserted_references", "dmfa_person_updated_references",
             "person_referenced_by_dmfa_person", "dmfa_referenced_by_dmfa_person"} <= triggers
+
+
+def test_a_worker_wrongly_said_to_be_in_person_fails_the_whole_dmfa(app):
+    """store_dmfa's ``in_person`` (the workers M010's question found in stored periods) only spares inserting
+    them into person: a worker in it by mistake is caught by dmfa_person's check, and nothing of the DmfA
+    stays."""
+    import sqlite3
+
+    import psycopg
+
+    from declarations import samples
+    from declarations.xmlio.decoding import decode
+
+    absent = samples.valid_inss(5)
+    dmfa = decode(samples.dmfa(message_id="m", sender_id="1001", noss="123456749", quarter="20253", workers=[
+        samples.worker(absent, sequence=1, occupations=[samples.occupation(start=dt.date(2025, 7, 1))])]))
+    with app.engine.connect() as connection:
+        # (the rows are sent on the driver's connection: its own error classes)
+        refused = (IntegrityError, sqlite3.IntegrityError, psycopg.errors.ForeignKeyViolation)
+        with pytest.raises(refused, match="not in person|FOREIGN KEY constraint failed"), connection.begin():
+            declaration_id = facts.new_declaration(connection, received_at=NOW, channel="CLI", original=b"x")
+            facts.store_dmfa(connection, dmfa, declaration_id, "PROD", in_person={absent})
+        assert _rows(connection) == 0
+        assert connection.execute(select(func.count()).select_from(t.person)).scalar_one() == 0
