@@ -3,6 +3,7 @@ afterwards, and leaves the statements it ran compiled for the next transaction."
 
 from __future__ import annotations
 
+import os
 import threading
 
 from sqlalchemy import func, select
@@ -51,12 +52,28 @@ def _write_a_person(engine, written: threading.Event) -> None:
     written.set()
 
 
+def _in_a_forked_child(work) -> str:
+    """``work()``'s text, as a process forked now (a batch worker) finds it; the child exits 1 if it raises."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.write(write, work().encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    with os.fdopen(read) as answer:
+        return answer.read()
+
+
 def test_a_worker_forked_after_the_statements_were_compiled_compiles_none_of_them(app):
     """batch_items._compile_before_forking, before the workers are forked: the warm-up's statements are
     compiled once, in the forking process (and only once per engine); a process forked afterwards inherits
     them, and its own warm-up, on its own connection, compiles nothing more."""
-    import os
-
     from sqlalchemy import event
 
     from declarations.services import batch_items
@@ -69,23 +86,14 @@ def test_a_worker_forked_after_the_statements_were_compiled_compiles_none_of_the
     batch_items._compile_before_forking(app.engine)
     assert checkouts == []  # once per engine
     app.engine.dispose()  # as start_workers does: no connection crosses the fork
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the worker
-        status = 1
-        try:
-            app.engine.dispose(close=False)
-            with app.engine.connect() as connection:
-                warm_up(connection)
-            os.write(write, str(len(app.engine._compiled_cache)).encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write)
-    _, status = os.waitpid(pid, 0)
-    assert status == 0
-    with os.fdopen(read) as answer:
-        assert answer.read() == str(compiled)
+
+    def worker() -> str:
+        app.engine.dispose(close=False)
+        with app.engine.connect() as connection:
+            warm_up(connection)
+        return str(len(app.engine._compiled_cache))
+
+    assert _in_a_forked_child(worker) == str(compiled)
 
 
 def test_each_declaration_examined_ahead_goes_the_whole_way(app):
@@ -104,7 +112,6 @@ def test_a_worker_forked_after_prepare_to_fork_examines_a_declaration_without_lo
     """batch_items.prepare_to_fork: a worker forked afterwards compiles no schema and no stylesheet and imports
     no module for its first declaration (each fresh worker did, ~5-10 ms on the batch's critical path)."""
     import datetime as dt
-    import os
     import sys
 
     from declarations import samples
@@ -118,24 +125,14 @@ def test_a_worker_forked_after_prepare_to_fork_examines_a_declaration_without_lo
         workers=[samples.worker(samples.valid_inss(7), sequence=1, occupations=[samples.occupation(start=day)])])))
     batch_items.prepare_to_fork(app)
     app.engine.dispose()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the worker
-        status = 1
-        try:
-            compiled = []
-            schemas._Pool._compile = lambda pool: compiled.append(pool.filename)
-            ready = (getattr(decoding._THREAD, "persons_xslt", None) is not None,
-                     signature._dsig_schema.cache_info().currsize == 1)
-            modules = set(sys.modules)
-            examined = examine(document, max_bytes=len(document))
-            found = (examined.declaration is not None, *ready, compiled, sorted(set(sys.modules) - modules))
-            os.write(write, repr(found).encode())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write)
-    _, status = os.waitpid(pid, 0)
-    assert status == 0
-    with os.fdopen(read) as answer:
-        assert answer.read() == repr((True, True, True, [], []))
+
+    def worker() -> str:
+        compiled = []
+        schemas._Pool._compile = lambda pool: compiled.append(pool.filename)
+        ready = (getattr(decoding._THREAD, "persons_xslt", None) is not None,
+                 signature._dsig_schema.cache_info().currsize == 1)
+        modules = set(sys.modules)
+        examined = examine(document, max_bytes=len(document))
+        return repr((examined.declaration is not None, *ready, compiled, sorted(set(sys.modules) - modules)))
+
+    assert _in_a_forked_child(worker) == repr((True, True, True, [], []))
