@@ -460,14 +460,17 @@ _EXAMINED_HERE = threading.local()
 
 
 def prepare_to_fork(app) -> None:
-    """What the workers share with this process, loaded here once (each call after the first costs nothing):
-    the services and the engine key, the compiled schemas (the batch's own included: the first pass reads
-    the BatchHeader here), what examining a declaration loads on first use, the compiled statements."""
+    """What the workers share with this process, loaded here once (each later call from the same thread costs
+    nothing; from another thread, examining the samples again, ~2 ms): the services and the engine key, the
+    compiled schemas (the batch's own included: the first pass reads the BatchHeader here), what examining a
+    declaration loads on first use, the compiled statements."""
     app.ingest  # noqa: B018
     for tag in (*ns.KIND_BY_ROOT, ns.qn(ns.BATCH, "BatchHeader")):
         schemas.schema_for(tag)
     if not getattr(_EXAMINED_HERE, "done", False):
-        load_on_first_use(app.signer)
+        stopped = [e.kind for e in load_on_first_use(app.signer) if e.refusal or e.xsd or e.declaration is None]
+        if stopped:  # the workers then load the rest during their first declarations: slower, not wrong
+            log.warning("samples examined before forking the batch workers stopped early: %s", stopped)
         _EXAMINED_HERE.done = True
     _compile_before_forking(app.engine)
 

@@ -269,11 +269,12 @@ class _WellFormedChecks:
         self._pool, self._limit = pool, max(1, workers) * RUNS_PER_WORKER
         self._waiting: deque = deque()
         self._run_start = 0  # where the declarations not sent yet start in the spool
+        self._sent_any = False
         self.failed = False
 
     def added(self, spool: Spool) -> None:
         """A declaration was added to ``spool``: send the run once it is long enough (the first at once)."""
-        if spool.written - self._run_start >= RUN_BYTES or not self._run_start:
+        if spool.written - self._run_start >= RUN_BYTES or not self._sent_any:
             self._send(spool)
 
     def send_rest(self, spool: Spool) -> None:
@@ -300,6 +301,7 @@ class _WellFormedChecks:
         spool.flush()  # the worker reads the file
         run = SpooledRun(str(spool.path), self._run_start, spool.written - self._run_start)
         self._waiting.append(self._pool.submit(well_formed_in_worker, run))
+        self._sent_any = True
         self._run_start = spool.written
         while len(self._waiting) > self._limit and not self.failed:
             self._collect()

@@ -201,7 +201,7 @@ class Ingest:
             return refuse(anomalies, declaration_id=declaration_id)
         if isinstance(declaration, Dimona):
             return self._store_dimona(connection, ex, now, declaration, declaration_id, scope, stored, anomalies)
-        self._store_facts(connection, declaration, declaration_id, scope, context, ahead.rows)
+        self._store_facts(connection, declaration, declaration_id, scope, context, ahead.rows, stored.in_person)
         return self._finish(connection, ex, ahead.original, now, channel, batch_id, anomalies,
                             declaration_id=declaration_id)
 
@@ -227,11 +227,11 @@ class Ingest:
             environment=header.environment if header else None, content_sha256=ex.content_sha256,
             batch_id=batch_id)
 
-    def _store_facts(self, connection, declaration, declaration_id, scope, context, rows) -> None:
-        """A DmfA's or a social risk's facts (a Dimona's go with its result: _store_dimona)."""
+    def _store_facts(self, connection, declaration, declaration_id, scope, context, rows, in_person) -> None:
+        """A DmfA's or a social risk's facts (a Dimona's go with its result: _store_dimona). ``in_person``: the
+        workers the rules found in stored periods (StoredView.in_person)."""
         if isinstance(declaration, DmfA):
-            facts.store_dmfa(connection, declaration, declaration_id, scope, rows=rows,
-                             in_person=context.stored.in_person)
+            facts.store_dmfa(connection, declaration, declaration_id, scope, rows=rows, in_person=in_person)
         elif isinstance(declaration, SocialRisk):
             reference, source = declaration.reference_data, "DECLARED"
             if reference is None and declaration.scenario.reference_data:

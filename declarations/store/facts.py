@@ -270,11 +270,9 @@ def store_dmfa(connection: Connection, dmfa: DmfA, declaration_id: int, scope: s
     then cost a third of store_dmfa's own CPU). On SQLite each child table is a few multi-row INSERTs (half the time of
     executemany's one-row statements). Same transaction as the rest of the declaration either way.
     ``rows``: the child rows built in advance (``rows_for``: COPY text on PostgreSQL, values on SQLite; else
-    built here). ``in_person``: workers known to be in ``person`` already (``StoredView.in_person``: found in
-    stored periods by M010's question in the same transaction), not inserted again: on PostgreSQL ~1 ms of
-    the server's per 1,000 such workers (a conflict checked per worker). A worker missing from ``person``
-    all the same would fail dmfa_person's check (its foreign key on SQLite, its statement trigger on
-    PostgreSQL), never be stored without.
+    built here). ``in_person``: workers known to be in ``person`` already (``StoredView.in_person``, which says
+    why), not inserted again: on PostgreSQL ~1 ms of the server's per 1,000 such workers (a conflict checked
+    per worker).
     """
     workers = {p.inss for p in dmfa.persons} - in_person
     if is_sqlite(connection):

@@ -53,8 +53,11 @@ class StoredView:
     def __init__(self, connection: Connection, scope: str):
         self.connection = connection
         self.scopes = visible_scopes(scope)
-        # Workers ``uncovered`` found a stored period of: they are in ``person`` (a period refers to its worker
-        # there, and neither is ever deleted), so the DmfA being decided need not insert them again.
+        # Workers ``uncovered`` found a stored period of (in this transaction): they are in ``person``, since a
+        # period refers to its worker there (a foreign key on both stores, whatever the period's scope) and
+        # neither row is ever deleted; so the DmfA being decided need not insert them again
+        # (facts.store_dmfa's ``in_person``). Should one be missing all the same, dmfa_person's check refuses
+        # the whole DmfA (migration 0005).
         self.in_person: set[str] = set()
 
     def period(self, period_id: int) -> StoredPeriod | None:
@@ -102,7 +105,7 @@ class StoredView:
     def uncovered(self, employer: str, spans: Sequence[tuple[str, dt.date, dt.date]]) -> set[int]:
         """M010's question answered by the store in one statement: the periods are not read back (for a DmfA
         of 1,000 workers, 1,000 StoredPeriods made and compared in Python, in the transaction). The workers of
-        the spans covered go to ``in_person``."""
+        the spans covered go to ``in_person`` (see ``__init__``)."""
         found = self._uncovered(employer, spans)
         self.in_person.update(inss for n, (inss, _first, _last) in enumerate(spans) if n not in found)
         return found

@@ -278,32 +278,63 @@ def test_with_a_batch_turn_a_declaration_is_received_when_its_turn_comes(app, de
     assert received.replace(tzinfo=received.tzinfo or dt.timezone.utc) == moments[1]
 
 
-def test_a_dmfa_puts_in_person_only_the_workers_no_stored_period_has_put_there(app, demo_signer):
+def _persons_asked_for(app, monkeypatch, submitting) -> tuple:
+    """``submitting()``'s receipt, and the workers its DmfA asked to insert into person (PostgreSQL: the
+    parameter of store_dmfa's first statement; SQLite: what went to facts._ensure_dmfa_persons)."""
+    from sqlalchemy import event
+
+    from declarations.store import facts
+
+    asked = []
+    ensure = facts._ensure_dmfa_persons
+    monkeypatch.setattr(facts, "_ensure_dmfa_persons", lambda c, workers: (asked.append(sorted(workers)),
+                                                                           ensure(c, workers)))
+
+    def sent(_c, _cursor, statement, parameters, *_):
+        if "INSERT INTO person" in statement:
+            workers = parameters["inss"]
+            asked.append(sorted(workers.split(",") if isinstance(workers, str) else workers))
+
+    event.listen(app.engine, "before_cursor_execute", sent)
+    try:
+        receipt = submitting()
+    finally:
+        event.remove(app.engine, "before_cursor_execute", sent)
+    [workers] = asked
+    return receipt, workers
+
+
+def _q3_dmfa_of(message_id, workers):
+    return samples.dmfa(message_id=message_id, **EMPLOYER, quarter="20253", workers=[
+        samples.worker(who, sequence=n, occupations=[samples.occupation(start=Q3["first"], jc="302")])
+        for n, who in enumerate(workers, 1)])
+
+
+def test_a_dmfa_puts_in_person_only_the_workers_no_stored_period_has_put_there(app, demo_signer, monkeypatch):
     """M010's question (StoredView.uncovered) finds which workers have a stored period, so are in person (a
     period refers to its worker); the DmfA inserts only the others, and every worker ends in person and in
     dmfa_person. (A worker left out wrongly would fail dmfa_person's check: the DmfA would not be stored.)"""
-    from sqlalchemy import event
-
     signer = demo_signer("sender-1001")
     assert submit(app, signer, hire("h-1", StartingDate=Q3["first"])).outcome.status != "REFUSED"  # (late)
     newcomer = samples.valid_inss(42)
-    dmfa = samples.dmfa(message_id="d-1", **EMPLOYER, quarter="20253", workers=[
-        samples.worker(who, sequence=n, occupations=[samples.occupation(start=Q3["first"], jc="302")])
-        for n, who in enumerate([WORKER, newcomer], 1)])
-    sent = []
-    listener = lambda _c, _cursor, statement, parameters, *_: sent.append((statement, parameters))  # noqa: E731
-    event.listen(app.engine, "before_cursor_execute", listener)
-    try:
-        receipt = submit(app, signer, dmfa)
-    finally:
-        event.remove(app.engine, "before_cursor_execute", listener)
+    receipt, asked = _persons_asked_for(app, monkeypatch,
+                                        lambda: submit(app, signer, _q3_dmfa_of("d-1", [WORKER, newcomer])))
     assert receipt.outcome.status == "ACCEPTED_WITH_WARNINGS"
     assert [(a.code, a.location) for a in receipt.outcome.anomalies] == [
         ("M010", "/DmfA/NaturalPerson[2]/WorkerRecord[1]/Occupation[1]")]
+    assert asked == [newcomer]
     with app.engine.connect() as c:
         assert set(c.execute(select(t.person.c.inss)).scalars()) == {WORKER, newcomer}
         assert sorted(c.execute(select(t.dmfa_person.c.person_nbr, t.dmfa_person.c.inss)).all()) == [
             (1, WORKER), (2, newcomer)]
-    if app.engine.dialect.name == "postgresql":  # (SQLite's rows go through the driver, unseen by events)
-        [workers] = [p["inss"] for s, p in sent if "INSERT INTO person" in s]
-        assert workers in (newcomer, [newcomer])
+
+
+def test_a_dmfa_whose_workers_all_have_a_stored_period_inserts_no_person(app, demo_signer, monkeypatch):
+    """The usual case (the law wants a Dimona before the DmfA): nothing to insert into person, the DmfA
+    stored all the same."""
+    signer = demo_signer("sender-1001")
+    assert submit(app, signer, hire("h-1", StartingDate=Q3["first"])).outcome.status != "REFUSED"  # (late)
+    receipt, asked = _persons_asked_for(app, monkeypatch, lambda: submit(app, signer, _q3_dmfa_of("d-1", [WORKER])))
+    assert (receipt.outcome.status, asked) == ("ACCEPTED", [])
+    with app.engine.connect() as c:
+        assert c.execute(select(t.dmfa_person.c.inss)).scalars().all() == [WORKER]

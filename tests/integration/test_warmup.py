@@ -108,31 +108,62 @@ def test_each_declaration_examined_ahead_goes_the_whole_way(app):
         assert examined.declaration is not None
 
 
-def test_a_worker_forked_after_prepare_to_fork_examines_a_declaration_without_loading_anything(app, demo_signer):
-    """batch_items.prepare_to_fork: a worker forked afterwards compiles no schema and no stylesheet and imports
-    no module for its first declaration (each fresh worker did, ~5-10 ms on the batch's critical path)."""
-    import datetime as dt
-    import sys
+# Run in a fresh interpreter (this module's other tests load the same things in this one): prepare_to_fork,
+# then a fork whose first declaration must load nothing more.
+_FORKED_AFTER_PREPARE = """
+import os, sys
+from pathlib import Path
+from declarations.bootstrap import App
+from declarations.services import batch_items
+from declarations.settings import Settings
 
-    from declarations import samples
-    from declarations.services import batch_items
-    from declarations.services.examine import examine
-    from declarations.xmlio import decoding, schemas, signature
-
-    day = dt.date(2025, 7, 1)
-    document = samples.to_bytes(demo_signer("sender-1001").sign(samples.dmfa(
-        message_id="first", sender_id="1001", noss="555123433", quarter="20253",
-        workers=[samples.worker(samples.valid_inss(7), sequence=1, occupations=[samples.occupation(start=day)])])))
-    batch_items.prepare_to_fork(app)
-    app.engine.dispose()
-
-    def worker() -> str:
+app = App(Settings.from_env(os.environ))
+batch_items.prepare_to_fork(app)
+app.engine.dispose()
+document = Path(sys.argv[1]).read_bytes()
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    status = 1
+    try:
+        from declarations.services.examine import examine
+        from declarations.xmlio import decoding, schemas, signature
         compiled = []
         schemas._Pool._compile = lambda pool: compiled.append(pool.filename)
         ready = (getattr(decoding._THREAD, "persons_xslt", None) is not None,
                  signature._dsig_schema.cache_info().currsize == 1)
         modules = set(sys.modules)
         examined = examine(document, max_bytes=len(document))
-        return repr((examined.declaration is not None, *ready, compiled, sorted(set(sys.modules) - modules)))
+        os.write(write, repr((examined.declaration is not None, *ready, compiled,
+                              sorted(set(sys.modules) - modules))).encode())
+        status = 0
+    finally:
+        os._exit(status)
+os.close(write)
+_, status = os.waitpid(pid, 0)
+print(status, os.fdopen(read).read())
+"""
 
-    assert _in_a_forked_child(worker) == repr((True, True, True, [], []))
+
+def test_a_worker_forked_after_prepare_to_fork_examines_a_declaration_without_loading_anything(app, demo_signer,
+                                                                                            tmp_path):
+    """batch_items.prepare_to_fork: a worker forked afterwards compiles no schema and no stylesheet and imports
+    no module for its first declaration (each fresh worker did, ~5-10 ms on the batch's critical path). In a
+    fresh interpreter: in this one, earlier tests have loaded it all already."""
+    import datetime as dt
+    import subprocess
+    import sys
+
+    from declarations import samples
+
+    day = dt.date(2025, 7, 1)
+    document = tmp_path / "dmfa.xml"
+    document.write_bytes(samples.to_bytes(demo_signer("sender-1001").sign(samples.dmfa(
+        message_id="first", sender_id="1001", noss="555123433", quarter="20253",
+        workers=[samples.worker(samples.valid_inss(7), sequence=1, occupations=[samples.occupation(start=day)])]))))
+    env = {**os.environ, "DECLARATIONS_HOME": str(app.settings.home),
+           "DECLARATIONS_DATABASE_URL": app.settings.database_url}
+    run = subprocess.run([sys.executable, "-c", _FORKED_AFTER_PREPARE, str(document)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "0 " + repr((True, True, True, [], []))

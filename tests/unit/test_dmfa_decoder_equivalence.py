@@ -178,6 +178,22 @@ def test_several_of_everything_and_optional_elements_absent_or_present(signer):
     assert decoded.employer.enterprise_nbr is None
 
 
+def test_the_text_ending_right_after_an_optional_leaf_left_out(signer):
+    """The persons' text may end where an optional leaf would come: after the six leaves of a last occupation
+    without its ending date (no Service, Remun or Contribution after it), or after the two of a last Service
+    without its hours (no Remun or Contribution after it). The token after them is then the end, not a
+    letter."""
+    def last_occupation(element):
+        return assert_same(signed_and_valid(signer.sign(element))).persons[-1].worker_records[-1].occupations[-1]
+
+    occupation = last_occupation(build([samples.worker("60010100271", sequence=1, contributions=[], occupations=[
+        samples.occupation(start=START, services=[], remuns=[])])]))
+    assert (occupation.ending_date, occupation.ref_mean_working_hours, occupation.services) == (None, 3800, ())
+    occupation = last_occupation(build([samples.worker("60010100271", sequence=1, contributions=[], occupations=[
+        samples.occupation(start=START, services=[("001", 10)], remuns=[])])]))
+    assert [(s.code, s.days, s.hours) for s in occupation.services] == [("001", 10, None)]
+
+
 def test_a_replacement(signer):
     element = build(rich_workers(), declaration_type="REPLACEMENT", replaces=123456789012)
     decoded = assert_same(signed_and_valid(signer.sign(element)))
