@@ -492,8 +492,9 @@ def main() -> int:
                     command = [sys.executable, __file__, "--child", str(home), url]
                     if kept:
                         command.append("--child-kept")
-                    if backend == "postgresql" and postmaster_pid(pg):
-                        command += ["--child-postmaster", str(postmaster_pid(pg))]
+                    postmaster = postmaster_pid(pg) if backend == "postgresql" else None
+                    if postmaster:
+                        command += ["--child-postmaster", str(postmaster)]
                     if args.profile:
                         Path(args.profile).mkdir(parents=True, exist_ok=True)
                         command += ["--child-profile",
